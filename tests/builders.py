@@ -1,0 +1,129 @@
+"""Small builders for records, CSV files and comparable snapshots of the database."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from collections import defaultdict
+from pathlib import Path
+
+from users_app.ingestion import IncomingRecord, records_ingest, run_with_retries
+from users_app.models import Identifier, ImportReject, ImportRun, Profile, ProfileInterest, ProfileMerge, RawRecord
+from users_app.normalize import RECORD_FIELDS
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SHARED_DIR = PROJECT_DIR.parent / "shared"
+SAMPLE_FILE = SHARED_DIR / "data" / "sample_user_data.csv"
+
+_counter = itertools.count(1)
+
+
+def record(**fields) -> dict:
+    """A record in the seed's flat CSV shape; any field can be overridden, None drops it."""
+    n = next(_counter)
+    base = {
+        "cookie": f"cookie-{n}",
+        "email": f"person{n}@example.com",
+        "phone_number": "",
+        "created_at": "1/15/2025 10:00",
+        "country": "",
+        "state": "",
+        "city": "",
+        "age": "",
+        "gender": "",
+        "income": "",
+        "education": "",
+        "interests": "",
+    }
+    base.update(fields)
+    return {key: value for key, value in base.items() if value is not None}
+
+
+def ingest(*records: dict):
+    """Ingest records one request at a time, as the API would, and return the outcomes."""
+    outcomes = []
+    for data in records:
+        result = run_with_retries(lambda data=data: records_ingest(records=[IncomingRecord(data=data, source="api")]))
+        outcomes.extend(result.outcomes)
+    return outcomes
+
+
+def ingest_batch(records: list[dict]):
+    return run_with_retries(
+        lambda: records_ingest(records=[IncomingRecord(data=data, source="api") for data in records])
+    )
+
+
+def write_csv(path: Path, rows: list[dict], header: list[str] | None = None, bom: bool = False) -> Path:
+    header = header or list(RECORD_FIELDS)
+    with path.open("w", newline="", encoding="utf-8-sig" if bom else "utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: row.get(key, "") for key in header})
+    return path
+
+
+def profile_for(kind: str, value: str) -> Profile:
+    return Profile.objects.get(identifiers__kind=kind, identifiers__value=value)
+
+
+def identifiers_of(profile: Profile) -> set[str]:
+    return {f"{kind}:{value}" for kind, value in profile.identifiers.values_list("kind", "value")}
+
+
+TRAITS = (
+    "cookie", "email", "phone_number", "country", "state", "city", "age", "gender",
+    "income", "income_min", "income_max", "education",
+)  # fmt: skip
+
+
+def profiles_snapshot() -> dict[tuple[str, ...], dict]:
+    """Every profile keyed by its identifier set, with its traits: independent of surrogate ids."""
+    identifiers = defaultdict(set)
+    for kind, value, pid in Identifier.objects.values_list("kind", "value", "profile_id"):
+        identifiers[pid].add(f"{kind}:{value}")
+    interests = defaultdict(set)
+    for pid, key in ProfileInterest.objects.values_list("profile_id", "interest__key"):
+        interests[pid].add(key)
+    records = defaultdict(set)
+    for pid, key, data in RawRecord.objects.values_list("profile_id", "source_key", "data"):
+        records[pid].add(key or repr(sorted(data.items())))
+    snapshot = {}
+    for profile in Profile.objects.all():
+        snapshot[tuple(sorted(identifiers[profile.id]))] = {
+            **{name: getattr(profile, name) for name in TRAITS},
+            "first_seen": profile.first_seen,
+            "last_seen": profile.last_seen,
+            "cookie_count": profile.cookie_count,
+            "interests": sorted(interests[profile.id]),
+            "raw_records": sorted(records[profile.id]),
+        }
+    return snapshot
+
+
+def database_snapshot() -> dict:
+    """Profiles plus the raw log, the ledger and import bookkeeping, with ids mapped to source keys."""
+    key_of = dict(RawRecord.objects.values_list("id", "source_key"))
+    founder = {pid: key_of.get(pid) for pid in Profile.objects.values_list("id", flat=True)}
+    return {
+        "profiles": profiles_snapshot(),
+        "profile_founders": sorted(filter(None, founder.values())),
+        "raw_records": sorted(
+            (key, repr(sorted(data.items())), line, tuple(warnings), key_of.get(pid))
+            for key, data, line, warnings, pid in RawRecord.objects.values_list(
+                "source_key", "data", "line_number", "warnings", "profile_id"
+            )
+        ),
+        "ledger": sorted(
+            (key_of.get(m.survivor_id), key_of.get(m.absorbed_id), m.identifier_kind, m.identifier_value,
+             key_of.get(m.raw_record_id))
+            for m in ProfileMerge.objects.all()
+        ),  # fmt: skip
+        "import_runs": sorted(
+            ImportRun.objects.values_list(
+                "sha256", "status", "rows", "accepted", "rejected", "warnings", "profiles_created", "merges"
+            )
+        ),
+        "rejects": sorted(ImportReject.objects.values_list("line_number", "reason", "original")),
+    }

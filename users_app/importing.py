@@ -1,0 +1,334 @@
+"""CSV import: stream a file into the raw log and profiles, batch by batch, resumably.
+
+- A file is known by its sha256: importing the same bytes again adds nothing, and an import
+  that was interrupted (killed, crashed) resumes after the last committed batch, ending in the
+  state one clean run gives.
+- Each batch (raw records, profile changes, rejects, the run's counters and resume point) is one
+  transaction, so a kill loses at most the batch in flight and never half of one.
+- The whole file is checked for UTF-8 and a usable header before anything is written.
+- One import or rebuild at a time (``locks.exclusive_writer``); a second one is refused.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import time
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .ingestion import IdentityRules, IncomingRecord, records_ingest, run_with_retries
+from .locks import exclusive_writer
+from .models import ImportReject, ImportRun, RawRecord
+from .normalize import RECORD_FIELDS
+
+# Header spellings seen in exports from other tools -> our field names (compared lower-cased).
+HEADER_ALIASES = {
+    "phone": "phone_number",
+    "phone number": "phone_number",
+    "phonenumber": "phone_number",
+    "mobile": "phone_number",
+    "e-mail": "email",
+    "email address": "email",
+    "email_address": "email",
+    "cookie_id": "cookie",
+    "cookieid": "cookie",
+    "created": "created_at",
+    "timestamp": "created_at",
+    "date": "created_at",
+    "interest": "interests",
+}
+EXTRA_VALUES_KEY = "_extra_values"
+DEFAULT_BATCH_SIZE = 5000
+MAX_COLUMNS = 1000
+# csv's default 128 KiB field limit would abort the whole file on one oversized cell; a larger
+# bound lets that row be rejected on its own.
+csv.field_size_limit(16 * 1024 * 1024)
+
+ERROR_EMPTY = "{name}: the file is empty."
+ERROR_NOT_UTF8 = "{name}: line {line} is not valid UTF-8 ({detail}). Save the file as UTF-8 and try again."
+ERROR_NO_HEADER = "{name}: the first line is not a CSV header."
+ERROR_MISSING_COLUMNS = "{name}: the header has no {missing} column. Expected columns: {expected}."
+ERROR_DUPLICATE_COLUMN = "{name}: the header names the column '{column}' twice."
+ERROR_TOO_MANY_COLUMNS = "{name}: the header has {count} columns; at most {limit} are accepted."
+
+
+class ImportFileError(ValueError):
+    """The file cannot be imported at all; nothing was written."""
+
+
+@dataclass
+class ImportSummary:
+    import_run: int | None
+    file_name: str
+    status: str
+    rows: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    warnings: int = 0
+    profiles_created: int = 0
+    merges: int = 0
+    already_imported: bool = False
+    resumed_after_line: int = 0
+    dry_run: bool = False
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CsvRow:
+    line_number: int  # physical line where the record starts (the header is line 1)
+    values: list[str] | None  # None when the csv module could not read the row
+    original: str
+    error: str = ""
+
+
+def inspect_file(path: Path) -> tuple[str, int]:
+    """sha256 and size of the file, after checking every byte is UTF-8."""
+    name = path.name
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    size = 0
+    line = 1
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                line += chunk[: exc.start].count(b"\n")
+                raise ImportFileError(ERROR_NOT_UTF8.format(name=name, line=line, detail=exc.reason)) from None
+            line += chunk.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            raise ImportFileError(ERROR_NOT_UTF8.format(name=name, line=line, detail=exc.reason)) from None
+    if size == 0:
+        raise ImportFileError(ERROR_EMPTY.format(name=name))
+    return digest.hexdigest(), size
+
+
+class _LineTap:
+    """Feeds the csv reader line by line and remembers the text of the record being read."""
+
+    def __init__(self, lines: Iterator[str]):
+        self._lines = lines
+        self.buffer: list[str] = []
+        self.line_number = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.buffer.append(line)
+        self.line_number += 1
+        return line
+
+    def take(self) -> tuple[int, str]:
+        start = self.line_number - len(self.buffer) + 1
+        text = "".join(self.buffer)
+        self.buffer.clear()
+        return start, text
+
+
+def read_rows(text: io.TextIOBase) -> Iterator[CsvRow]:
+    """Every record of a CSV stream, header included, with its line number and original text."""
+    tap = _LineTap(iter(text))
+    reader = csv.reader(tap)
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            start, original = tap.take()
+            yield CsvRow(start, None, original, error=f"unreadable CSV ({exc})")
+            continue
+        start, original = tap.take()
+        if values:  # blank lines carry no record
+            yield CsvRow(start, values, original)
+
+
+def header_columns(header: list[str], name: str) -> list[str]:
+    """Our field name for each header cell (unknown columns keep their own name)."""
+    if len(header) > MAX_COLUMNS:
+        raise ImportFileError(ERROR_TOO_MANY_COLUMNS.format(name=name, count=len(header), limit=MAX_COLUMNS))
+    columns = []
+    for cell in header:
+        label = " ".join(cell.split())
+        column = HEADER_ALIASES.get(label.lower(), label.lower() if label.lower() in RECORD_FIELDS else label)
+        if column in columns:
+            raise ImportFileError(ERROR_DUPLICATE_COLUMN.format(name=name, column=column))
+        columns.append(column)
+    missing = []
+    if "cookie" not in columns and "email" not in columns:
+        missing.append("cookie or email")
+    if "created_at" not in columns:
+        missing.append("created_at")
+    if missing:
+        raise ImportFileError(
+            ERROR_MISSING_COLUMNS.format(name=name, missing=" nor ".join(missing), expected=", ".join(RECORD_FIELDS))
+        )
+    return columns
+
+
+def row_data(columns: list[str], values: list[str]) -> tuple[dict, list[str]]:
+    data = dict(zip(columns, values))
+    warnings = []
+    if len(values) > len(columns):
+        data[EXTRA_VALUES_KEY] = values[len(columns) :]
+        warnings.append(f"row has {len(values)} values but the header has {len(columns)} columns")
+    elif len(values) < len(columns):
+        data.update(dict.fromkeys(columns[len(values) :], ""))
+        warnings.append(f"row has {len(values)} values but the header has {len(columns)} columns")
+    return data, warnings
+
+
+class _DryRun(Exception):
+    pass
+
+
+def csv_import(
+    *,
+    path: str | Path,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    dry_run: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportSummary:
+    """Import a CSV file. ``progress(bytes_done, bytes_total)`` is called after each batch."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImportFileError(f"{path}: no such file.")
+    sha256, size = inspect_file(path)
+    columns = read_columns(path)
+    started = time.monotonic()
+    summary = ImportSummary(import_run=None, file_name=path.name, status="", dry_run=dry_run)
+    with exclusive_writer("import"):
+        try:
+            # A dry run does all the work in a transaction it then rolls back: its figures are exact.
+            with transaction.atomic() if dry_run else nullcontext():
+                _import_locked(path, columns, sha256, size, batch_size, summary, progress)
+                if dry_run:
+                    raise _DryRun
+        except _DryRun:
+            pass
+    summary.seconds = round(time.monotonic() - started, 3)
+    return summary
+
+
+def read_columns(path: Path) -> list[str]:
+    with path.open(encoding="utf-8-sig", newline="") as text:
+        header = next(read_rows(text), None)
+    if header is None or header.values is None:
+        raise ImportFileError(ERROR_NO_HEADER.format(name=path.name))
+    return header_columns(header.values, path.name)
+
+
+def _import_locked(path, columns, sha256, size, batch_size, summary, progress) -> None:
+    # Holding the lock, any run still marked running died without finishing.
+    ImportRun.objects.filter(status=ImportRun.Status.RUNNING).update(status=ImportRun.Status.INTERRUPTED)
+    run = ImportRun.objects.filter(sha256=sha256).first()
+    if run and run.status == ImportRun.Status.COMPLETED:
+        summary.import_run, summary.status, summary.already_imported = run.pk, run.status, True
+        summary.rows = run.rows
+        return
+    if run is None:
+        run = ImportRun.objects.create(file_name=path.name, sha256=sha256, size_bytes=size)
+    else:
+        summary.resumed_after_line = run.lines_done
+        ImportRun.objects.filter(pk=run.pk).update(status=ImportRun.Status.RUNNING, error="")
+    summary.import_run = run.pk
+
+    try:
+        _import_rows(path, run, columns, size, batch_size, progress)
+    except BaseException as exc:
+        if not summary.dry_run:
+            stopped = ImportRun.Status.FAILED if isinstance(exc, Exception) else ImportRun.Status.INTERRUPTED
+            ImportRun.objects.filter(pk=run.pk).update(status=stopped, error=str(exc)[:2000])
+        raise
+    ImportRun.objects.filter(pk=run.pk).update(status=ImportRun.Status.COMPLETED, finished_at=timezone.now())
+    run.refresh_from_db()
+    for name in ("status", "rows", "accepted", "rejected", "warnings", "profiles_created", "merges"):
+        setattr(summary, name, getattr(run, name))
+
+
+def _import_rows(path, run, columns, size, batch_size, progress) -> None:
+    rules = IdentityRules.current()
+    with path.open("rb") as binary:
+        rows = read_rows(io.TextIOWrapper(binary, encoding="utf-8-sig", newline=""))
+        next(rows)  # the header, already read
+        batch: list[CsvRow] = []
+        for row in rows:
+            if row.line_number <= run.lines_done:
+                continue
+            batch.append(row)
+            if len(batch) >= batch_size:
+                _import_batch(run, columns, batch, rules)
+                batch = []
+                if progress:
+                    progress(binary.tell(), size)
+        if batch:
+            _import_batch(run, columns, batch, rules)
+        if progress:
+            progress(size, size)
+
+
+def _import_batch(run: ImportRun, columns: list[str], batch: list[CsvRow], rules: IdentityRules) -> None:
+    incoming: list[IncomingRecord] = []
+    unreadable: list[ImportReject] = []
+    originals: dict[int, str] = {}
+    for row in batch:
+        if row.values is None:
+            unreadable.append(
+                ImportReject(import_run=run, line_number=row.line_number, reason=row.error, original=row.original)
+            )
+            continue
+        data, warnings = row_data(columns, row.values)
+        originals[row.line_number] = row.original
+        incoming.append(
+            IncomingRecord(
+                data=data,
+                source=RawRecord.Source.CSV,
+                source_key=f"csv:{run.sha256}:{row.line_number}",
+                import_run_id=run.pk,
+                line_number=row.line_number,
+                warnings=tuple(warnings),
+            )
+        )
+
+    def work():
+        result = records_ingest(records=incoming, rules=rules)
+        rejects = unreadable + [
+            ImportReject(
+                import_run=run,
+                line_number=record.line_number,
+                reason=outcome.reason,
+                original=originals[record.line_number],
+            )
+            for record, outcome in zip(incoming, result.outcomes, strict=True)
+            if outcome.status == "rejected"
+        ]
+        ImportReject.objects.bulk_create(rejects)
+        ImportRun.objects.filter(pk=run.pk).update(
+            rows=F("rows") + len(batch),
+            accepted=F("accepted") + result.accepted,
+            rejected=F("rejected") + len(rejects),
+            warnings=F("warnings") + result.with_warnings,
+            profiles_created=F("profiles_created") + result.profiles_created,
+            merges=F("merges") + result.merges,
+            lines_done=batch[-1].line_number,
+        )
+
+    run_with_retries(work)

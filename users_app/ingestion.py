@@ -1,0 +1,207 @@
+"""Store incoming records in the raw log and resolve them into profiles.
+
+``records_ingest`` is the single entry point for new records, whatever their road (CSV import,
+API): parse, skip records whose source key is already stored, insert raw records, resolve.
+``profiles_rebuild`` replays the raw log through the same parser and resolver.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import IntegrityError, OperationalError, connection, transaction
+
+from .locks import exclusive_writer
+from .models import Identifier, Profile, ProfileInterest, ProfileMerge, RawRecord
+from .normalize import ParsedRecord, RecordRejected, parse_record, record_fields
+from .resolution import ResolutionConflict, StoredRecord, chunked, load_blocklist, resolve_records
+
+# Errors a concurrent writer can cause; the whole transaction is safe to run again.
+RETRYABLE_ERRORS = (ResolutionConflict, IntegrityError, OperationalError)
+RETRY_ATTEMPTS = 6
+
+
+@dataclass(frozen=True)
+class IdentityRules:
+    """What may link records, read once per batch so a batch sees one consistent rule set."""
+
+    blocked: frozenset[tuple[str, str]]
+    match_phone: bool
+
+    @classmethod
+    def current(cls) -> IdentityRules:
+        return cls(blocked=load_blocklist(), match_phone=settings.IDENTITY_MATCH_PHONE)
+
+    def parse(self, data: Mapping[str, object]) -> ParsedRecord:
+        return parse_record(record_fields(data), blocked=self.blocked, match_phone=self.match_phone)
+
+
+@dataclass(frozen=True)
+class IncomingRecord:
+    data: dict
+    source: str
+    source_key: str | None = None
+    import_run_id: int | None = None
+    line_number: int | None = None
+    warnings: tuple[str, ...] = ()  # found before parsing, e.g. a CSV row of the wrong width
+
+
+@dataclass
+class RecordOutcome:
+    status: str  # created | updated | merged | duplicate | rejected
+    raw_record_id: int | None = None
+    profile_id: int | None = None
+    reason: str = ""
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def accepted(self) -> bool:
+        return self.status in ("created", "updated", "merged")
+
+
+@dataclass
+class IngestResult:
+    outcomes: list[RecordOutcome]
+    profiles_created: int = 0
+    merges: int = 0
+
+    def count(self, *statuses: str) -> int:
+        return sum(1 for o in self.outcomes if o.status in statuses)
+
+    @property
+    def accepted(self) -> int:
+        return sum(1 for o in self.outcomes if o.accepted)
+
+    @property
+    def with_warnings(self) -> int:
+        return sum(1 for o in self.outcomes if o.accepted and o.warnings)
+
+
+def run_with_retries(work: Callable[[], object], attempts: int = RETRY_ATTEMPTS):
+    """Run ``work`` in a transaction, again from the start when a concurrent writer got in the way."""
+    for attempt in range(attempts):
+        try:
+            with transaction.atomic():
+                return work()
+        except RETRYABLE_ERRORS:
+            if attempt == attempts - 1 or connection.in_atomic_block:
+                raise
+            time.sleep(0.01 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def records_ingest(*, records: Sequence[IncomingRecord], rules: IdentityRules | None = None) -> IngestResult:
+    """Store and resolve a batch of records atomically. Run it through ``run_with_retries``."""
+    rules = rules or IdentityRules.current()
+    outcomes: list[RecordOutcome | None] = [None] * len(records)
+    parsed: list[tuple[int, IncomingRecord, ParsedRecord]] = []
+    for index, record in enumerate(records):
+        try:
+            parsed.append((index, record, rules.parse(record.data)))
+        except RecordRejected as exc:
+            outcomes[index] = RecordOutcome("rejected", reason=str(exc), warnings=record.warnings)
+
+    with transaction.atomic():
+        stored = _already_stored([r.source_key for _, r, _ in parsed if r.source_key])
+        fresh: list[tuple[int, IncomingRecord, ParsedRecord]] = []
+        first_of_key: dict[str, int] = {}
+        for index, record, values in parsed:
+            key = record.source_key
+            if key in stored:
+                raw_id, profile_id = stored[key]
+                outcomes[index] = RecordOutcome("duplicate", raw_record_id=raw_id, profile_id=profile_id)
+            elif key in first_of_key:
+                outcomes[index] = RecordOutcome("duplicate")  # filled in below, once stored
+            else:
+                if key:
+                    first_of_key[key] = index
+                fresh.append((index, record, values))
+        raws = RawRecord.objects.bulk_create(
+            RawRecord(
+                data=record.data,
+                source=record.source,
+                source_key=record.source_key,
+                import_run_id=record.import_run_id,
+                line_number=record.line_number,
+                created_at=values.created_at,
+                warnings=[*record.warnings, *values.warnings],
+            )
+            for _, record, values in fresh
+        )
+        resolution = resolve_records([StoredRecord(raw.id, values) for raw, (_, _, values) in zip(raws, fresh)])
+
+    for raw, (index, _, _) in zip(raws, fresh, strict=True):
+        outcomes[index] = RecordOutcome(
+            resolution.outcome_of[raw.id],
+            raw_record_id=raw.id,
+            profile_id=resolution.profile_of[raw.id],
+            warnings=tuple(raw.warnings),
+        )
+    for index, record, _ in parsed:
+        if outcomes[index].status == "duplicate" and outcomes[index].raw_record_id is None:
+            first = outcomes[first_of_key[record.source_key]]
+            outcomes[index] = RecordOutcome("duplicate", raw_record_id=first.raw_record_id, profile_id=first.profile_id)
+    return IngestResult(outcomes=outcomes, profiles_created=resolution.profiles_created, merges=resolution.merges)
+
+
+def _already_stored(keys: list[str]) -> dict[str, tuple[int, int | None]]:
+    stored = {}
+    for chunk in chunked(keys):
+        rows = RawRecord.objects.filter(source_key__in=chunk).values_list("source_key", "id", "profile_id")
+        stored.update({key: (raw_id, profile_id) for key, raw_id, profile_id in rows})
+    return stored
+
+
+@dataclass
+class RebuildResult:
+    raw_records: int = 0
+    unlinked: int = 0  # raw records the current rules no longer accept (e.g. newly blocked values)
+    profiles_created: int = 0
+    merges: int = 0
+    unlinked_ids: list[int] = field(default_factory=list)
+
+
+def profiles_rebuild(*, batch_size: int = 5000, progress: Callable[[int], None] | None = None) -> RebuildResult:
+    """Recompute profiles, identifiers, interests and the merge ledger from the raw log.
+
+    Replays raw records in arrival order through the same parser and resolver as ingestion,
+    in one transaction, while holding the writer lock so no import runs meanwhile.
+    """
+    result = RebuildResult()
+    with exclusive_writer("rebuild"), transaction.atomic():
+        _clear_profiles()
+        rules = IdentityRules.current()
+        last_id = 0
+        while True:
+            batch = list(
+                RawRecord.objects.filter(id__gt=last_id).order_by("id").values_list("id", "data")[:batch_size]
+            )
+            if not batch:
+                break
+            last_id = batch[-1][0]
+            stored = []
+            for raw_id, data in batch:
+                try:
+                    stored.append(StoredRecord(raw_id, rules.parse(data)))
+                except RecordRejected:
+                    result.unlinked_ids.append(raw_id)
+            resolution = resolve_records(stored)
+            result.raw_records += len(batch)
+            result.profiles_created += resolution.profiles_created
+            result.merges += resolution.merges
+            if progress:
+                progress(len(batch))
+    result.unlinked = len(result.unlinked_ids)
+    return result
+
+
+def _clear_profiles() -> None:
+    # Derived tables only; the raw log keeps every record. Plain DELETEs because Django's
+    # cascading delete would first read every profile into memory.
+    RawRecord.objects.filter(profile__isnull=False).update(profile=None)
+    with connection.cursor() as cursor:
+        for model in (ProfileMerge, Identifier, ProfileInterest, Profile):
+            cursor.execute(f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)}")

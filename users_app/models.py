@@ -1,0 +1,233 @@
+"""Raw records, profiles and what links them.
+
+``RawRecord`` is the append-only log (the seed's ``users`` collection); ``Profile`` is one real
+person (the seed's ``unique``), derived from the raw records by ``users_app.resolution`` and
+rebuildable from them at any time. Invariants that must never break (one owner per identifier,
+one raw record per source key, one import per file) are database constraints.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class IdentifierKind(models.TextChoices):
+    COOKIE = "cookie", "Cookie"
+    EMAIL = "email", "Email"
+    PHONE = "phone", "Phone"
+
+
+class ImportRun(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        INTERRUPTED = "interrupted", "Interrupted"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+
+    file_name = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64, help_text="Checksum of the file's bytes.")
+    size_bytes = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Last physical line whose batch is committed: an interrupted run resumes after it.
+    lines_done = models.PositiveIntegerField(default=0)
+    rows = models.PositiveIntegerField(default=0)
+    accepted = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    warnings = models.PositiveIntegerField(default=0, help_text="Accepted rows with warnings.")
+    profiles_created = models.PositiveIntegerField(default=0)
+    merges = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            # One run per file content: a second import of the same bytes resumes or is a no-op.
+            models.UniqueConstraint(fields=["sha256"], name="importrun_unique_sha256"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.file_name} ({self.get_status_display()})"
+
+
+class ImportReject(models.Model):
+    import_run = models.ForeignKey(ImportRun, on_delete=models.CASCADE, related_name="rejects")
+    line_number = models.PositiveIntegerField()
+    reason = models.CharField(max_length=500)
+    original = models.TextField()
+
+    class Meta:
+        ordering = ["import_run", "line_number"]
+        constraints = [
+            models.UniqueConstraint(fields=["import_run", "line_number"], name="importreject_unique_line"),
+        ]
+
+
+class Interest(models.Model):
+    key = models.CharField(max_length=100, unique=True, help_text="Case-folded name.")
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ProfileQuerySet(models.QuerySet):
+    def multi_device(self):
+        """People seen on two or more cookies: the seed's ``cohort`` collection."""
+        return self.filter(cookie_count__gte=2)
+
+    def with_identifier(self, kind: str, value: str):
+        return self.filter(identifiers__kind=kind, identifiers__value=value)
+
+
+class Profile(models.Model):
+    # A profile's id is the id of the raw record that founded it (the first record that matched
+    # nobody), so a rebuild from the raw log gives every person back the same id.
+    id = models.BigIntegerField(primary_key=True)
+    cookie = models.CharField(max_length=255, blank=True, help_text="Most recent cookie.")
+    email = models.CharField(max_length=255, blank=True, help_text="Most recent email.")
+    phone_number = models.CharField(max_length=20, blank=True)
+    country = models.CharField(max_length=100, blank=True)
+    state = models.CharField(max_length=255, blank=True)
+    city = models.CharField(max_length=255, blank=True)
+    age = models.PositiveSmallIntegerField(null=True, blank=True)
+    gender = models.CharField(max_length=20, blank=True)
+    income = models.CharField(max_length=255, blank=True, help_text="Bracket text as given.")
+    income_min = models.BigIntegerField(null=True, blank=True)
+    income_max = models.BigIntegerField(null=True, blank=True)
+    education = models.CharField(max_length=255, blank=True)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    cookie_count = models.PositiveIntegerField(default=0)
+    # Trait name -> [created_at in epoch microseconds, raw record id] of the record that set it:
+    # the latest wins whatever order records arrive in, and every value can say where it came from.
+    trait_sources = models.JSONField(default=dict)
+    interests = models.ManyToManyField(Interest, through="ProfileInterest", related_name="profiles")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProfileQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["country", "state", "city"], name="profile_location_idx"),
+            models.Index(fields=["age"], name="profile_age_idx"),
+            models.Index(fields=["gender"], name="profile_gender_idx"),
+            models.Index(fields=["income_min", "income_max"], name="profile_income_idx"),
+            models.Index(fields=["education"], name="profile_education_idx"),
+            models.Index(fields=["first_seen"], name="profile_first_seen_idx"),
+            models.Index(fields=["cookie_count"], name="profile_cookie_count_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(first_seen__lte=models.F("last_seen")), name="profile_seen_order"),
+            models.CheckConstraint(condition=Q(age__isnull=True) | Q(age__lte=130), name="profile_age_range"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email or self.cookie or f"Profile {self.pk}"
+
+
+class ProfileInterest(models.Model):
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE)
+    interest = models.ForeignKey(Interest, on_delete=models.CASCADE)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "interest"], name="profileinterest_unique"),
+        ]
+        indexes = [models.Index(fields=["interest", "profile"], name="profileinterest_by_interest")]
+
+
+class RawRecord(models.Model):
+    class Source(models.TextChoices):
+        CSV = "csv", "CSV import"
+        API = "api", "API"
+
+    # Field values exactly as received (CSV text, or the JSON payload), extra columns included.
+    data = models.JSONField()
+    source = models.CharField(max_length=3, choices=Source.choices)
+    import_run = models.ForeignKey(
+        ImportRun, null=True, blank=True, on_delete=models.PROTECT, related_name="raw_records"
+    )
+    line_number = models.PositiveIntegerField(null=True, blank=True)
+    # csv:<sha256>:<line> or api:<message id>; NULL for an API record sent without a message id.
+    source_key = models.CharField(max_length=300, null=True, blank=True, unique=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(help_text="The record's own created_at, normalized to UTC.")
+    warnings = models.JSONField(default=list, blank=True)
+    profile = models.ForeignKey(
+        Profile, null=True, blank=True, on_delete=models.SET_NULL, related_name="raw_records"
+    )
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["created_at"], name="rawrecord_created_at_idx")]
+
+    def __str__(self) -> str:
+        return f"Raw record {self.pk}"
+
+
+class Identifier(models.Model):
+    kind = models.CharField(max_length=6, choices=IdentifierKind.choices)
+    value = models.CharField(max_length=255)
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="identifiers")
+    first_record = models.ForeignKey(
+        RawRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["kind", "value"]
+        constraints = [
+            # An identifier belongs to exactly one person; concurrent writers cannot duplicate it.
+            models.UniqueConstraint(fields=["kind", "value"], name="identifier_unique_kind_value"),
+        ]
+        indexes = [models.Index(fields=["profile", "kind"], name="identifier_profile_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+
+class ProfileMerge(models.Model):
+    """The merge ledger: a record linked two profiles, and ``absorbed`` went into ``survivor``.
+
+    Profile ids are plain integers here because either profile may be merged away later; the
+    ledger outlives them.
+    """
+
+    survivor_id = models.BigIntegerField(db_index=True)
+    absorbed_id = models.BigIntegerField(db_index=True)
+    identifier_kind = models.CharField(max_length=6, choices=IdentifierKind.choices)
+    identifier_value = models.CharField(max_length=255)
+    raw_record = models.ForeignKey(RawRecord, null=True, on_delete=models.SET_NULL, related_name="+")
+    merged_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.absorbed_id} → {self.survivor_id} via {self.identifier_kind}"
+
+
+class BlockedIdentifier(models.Model):
+    """An identifier value that must never link records (a shared info@ mailbox, a test cookie)."""
+
+    kind = models.CharField(
+        max_length=6, choices=IdentifierKind.choices, blank=True, help_text="Empty: any kind."
+    )
+    value = models.CharField(max_length=255)
+    reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["kind", "value"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "value"], name="blockedidentifier_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind or '*'}:{self.value}"

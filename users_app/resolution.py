@@ -1,0 +1,315 @@
+"""Identity resolution: which profile each raw record belongs to, and what that profile says.
+
+The one resolver behind CSV import, API ingestion and rebuild. It takes a batch of stored raw
+records (already normalized) and replays them one by one, in arrival order, against the
+profiles that own their identifiers:
+
+- a record that matches nobody founds a profile whose id is the record's id;
+- a record that matches one profile joins it;
+- a record that matches several merges them into the one first seen (earliest ``first_seen``,
+  then lowest id), and the merge goes into the ledger (``ProfileMerge``).
+
+Each trait keeps the ``(created_at, raw record id)`` of the record that set it, so the latest
+record wins whatever order records arrive in, and an empty value never erases a known one.
+Replaying in memory and writing the batch's outcome at the end gives exactly what one-by-one
+ingestion gives, at batch speed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from .models import (
+    BlockedIdentifier,
+    Identifier,
+    IdentifierKind,
+    Interest,
+    Profile,
+    ProfileInterest,
+    ProfileMerge,
+    RawRecord,
+)
+from .normalize import TRAIT_COLUMNS, ParsedRecord
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+PROFILE_TRAIT_COLUMNS = tuple(column for columns in TRAIT_COLUMNS.values() for column in columns)
+# Well below SQLite's 999 bound parameters per statement.
+QUERY_CHUNK = 900
+
+
+class ResolutionConflict(Exception):
+    """A concurrent writer changed the profiles this batch read; the transaction should be retried."""
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A raw record already saved, with its normalized values."""
+
+    raw_id: int
+    parsed: ParsedRecord
+
+
+@dataclass
+class ProfileState:
+    id: int
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+    values: dict[str, object]
+    sources: dict[str, list[int]]
+    interests: set[str]
+    cookie_count: int = 0
+    stored_interests: set[str] = field(default_factory=set)
+    is_new: bool = False
+    changed: bool = False
+
+    @classmethod
+    def from_profile(cls, profile: Profile, interests: set[str]) -> ProfileState:
+        return cls(
+            id=profile.id,
+            first_seen=profile.first_seen,
+            last_seen=profile.last_seen,
+            values={column: getattr(profile, column) for column in PROFILE_TRAIT_COLUMNS},
+            sources=dict(profile.trait_sources),
+            interests=set(interests),
+            stored_interests=set(interests),
+            cookie_count=profile.cookie_count,
+        )
+
+    def to_profile(self) -> Profile:
+        return Profile(
+            id=self.id,
+            first_seen=self.first_seen,
+            last_seen=self.last_seen,
+            cookie_count=self.cookie_count,
+            trait_sources=self.sources,
+            **self.values,
+        )
+
+    def apply(self, record: StoredRecord) -> None:
+        parsed = record.parsed
+        stamp = [(parsed.created_at - EPOCH) // dt.timedelta(microseconds=1), record.raw_id]
+        for trait, columns in parsed.traits.items():
+            if trait not in self.sources or stamp > self.sources[trait]:
+                self.values.update(columns)
+                self.sources[trait] = stamp
+        self.first_seen = min(self.first_seen, parsed.created_at)
+        self.last_seen = max(self.last_seen, parsed.created_at)
+        self.interests.update(parsed.interests)
+        self.changed = True
+
+    def absorb(self, other: ProfileState) -> None:
+        for trait, stamp in other.sources.items():
+            if trait not in self.sources or stamp > self.sources[trait]:
+                self.values.update({column: other.values[column] for column in TRAIT_COLUMNS[trait]})
+                self.sources[trait] = stamp
+        self.first_seen = min(self.first_seen, other.first_seen)
+        self.last_seen = max(self.last_seen, other.last_seen)
+        self.interests |= other.interests
+        self.cookie_count += other.cookie_count
+        self.changed = True
+
+
+def _empty_values() -> dict[str, object]:
+    return {
+        column: None if column in ("age", "income_min", "income_max") else "" for column in PROFILE_TRAIT_COLUMNS
+    }
+
+
+@dataclass
+class Resolution:
+    profile_of: dict[int, int]  # raw record id -> profile id
+    outcome_of: dict[int, str]  # raw record id -> "created" | "updated" | "merged"
+    profiles_created: int = 0
+    merges: int = 0
+
+
+def load_blocklist() -> frozenset[tuple[str, str]]:
+    """(kind, value) pairs that never link anyone; kind ``*`` blocks a value of any kind."""
+    configured = {("*", value) for value in settings.IDENTIFIER_BLOCKLIST}
+    stored = {(kind or "*", value) for kind, value in BlockedIdentifier.objects.values_list("kind", "value")}
+    return frozenset(configured | stored)
+
+
+def chunked(items: Sequence, size: int = QUERY_CHUNK) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _lock(queryset):
+    # Row locks make concurrent ingests touching one person queue up on PostgreSQL; SQLite
+    # already serializes writers (transactions there begin IMMEDIATE).
+    return queryset.select_for_update() if connection.features.has_select_for_update else queryset
+
+
+def _load_owners(identifiers: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for kind, value in identifiers:
+        by_kind[kind].append(value)
+    owners = {}
+    for kind, values in by_kind.items():
+        for chunk in chunked(sorted(values)):
+            rows = _lock(Identifier.objects.filter(kind=kind, value__in=chunk).order_by("pk"))
+            owners.update({(kind, value): pid for value, pid in rows.values_list("value", "profile_id")})
+    return owners
+
+
+def _load_states(profile_ids: set[int]) -> dict[int, ProfileState]:
+    ids = sorted(profile_ids)
+    interests: dict[int, set[str]] = defaultdict(set)
+    profiles = []
+    for chunk in chunked(ids):
+        profiles.extend(_lock(Profile.objects.filter(id__in=chunk).order_by("id")))
+        for pid, key in ProfileInterest.objects.filter(profile_id__in=chunk).values_list(
+            "profile_id", "interest__key"
+        ):
+            interests[pid].add(key)
+    if len(profiles) != len(ids):
+        raise ResolutionConflict("a profile was merged away by a concurrent writer")
+    return {p.id: ProfileState.from_profile(p, interests[p.id]) for p in profiles}
+
+
+def resolve_records(records: Sequence[StoredRecord]) -> Resolution:
+    """Attach stored raw records to profiles. Call inside a transaction."""
+    records = sorted(records, key=lambda r: r.raw_id)
+    owners = _load_owners({ident for r in records for ident in r.parsed.identifiers})
+    states = _load_states(set(owners.values()))
+    parent: dict[int, int] = {}
+
+    def find(pid: int) -> int:
+        while pid in parent:
+            pid = parent[pid]
+        return pid
+
+    result = Resolution(profile_of={}, outcome_of={})
+    new_identifiers: dict[tuple[str, str], int] = {}
+    ledger: list[ProfileMerge] = []
+    now = timezone.now()
+    for record in records:
+        touched: dict[int, tuple[str, str]] = {}
+        for ident in record.parsed.identifiers:
+            if ident in owners:
+                touched.setdefault(find(owners[ident]), ident)
+        if not touched:
+            created = record.parsed.created_at
+            state = ProfileState(
+                id=record.raw_id,
+                first_seen=created,
+                last_seen=created,
+                values=_empty_values(),
+                sources={},
+                interests=set(),
+                is_new=True,
+            )
+            states[state.id] = state
+            result.profiles_created += 1
+            result.outcome_of[record.raw_id] = "created"
+        else:
+            survivor = min(touched, key=lambda pid: (states[pid].first_seen, pid))
+            state = states[survivor]
+            for pid, via in touched.items():
+                if pid == survivor:
+                    continue
+                state.absorb(states[pid])
+                parent[pid] = survivor
+                ledger.append(
+                    ProfileMerge(
+                        survivor_id=survivor,
+                        absorbed_id=pid,
+                        identifier_kind=via[0],
+                        identifier_value=via[1],
+                        raw_record_id=record.raw_id,
+                        merged_at=now,
+                    )
+                )
+            result.outcome_of[record.raw_id] = "merged" if len(touched) > 1 else "updated"
+        state.apply(record)
+        for ident in record.parsed.identifiers:
+            if ident not in owners:
+                owners[ident] = state.id
+                new_identifiers[ident] = record.raw_id
+                if ident[0] == IdentifierKind.COOKIE:
+                    state.cookie_count += 1
+        result.profile_of[record.raw_id] = state.id
+
+    result.profile_of = {raw_id: find(pid) for raw_id, pid in result.profile_of.items()}
+    result.merges = len(ledger)
+    labels = {key: label for r in records for key, label in r.parsed.interests.items()}
+    _write(states, parent, find, owners, new_identifiers, ledger, labels)
+    assign_profiles(result.profile_of)
+    return result
+
+
+def _write(states, parent, find, owners, new_identifiers, ledger, labels) -> None:
+    survivors = [s for pid, s in states.items() if pid not in parent]
+    Profile.objects.bulk_create([s.to_profile() for s in survivors if s.is_new])
+    # Profiles that existed before this batch and were merged away: hand their rows over first.
+    absorbed_by: dict[int, list[int]] = defaultdict(list)
+    for pid, state in states.items():
+        if pid in parent and not state.is_new:
+            absorbed_by[find(pid)].append(pid)
+    absorbed = [pid for group in absorbed_by.values() for pid in group]
+    for survivor, group in absorbed_by.items():
+        Identifier.objects.filter(profile_id__in=group).update(profile_id=survivor)
+        RawRecord.objects.filter(profile_id__in=group).update(profile_id=survivor)
+    for chunk in chunked(absorbed):
+        ProfileInterest.objects.filter(profile_id__in=chunk).delete()
+        Profile.objects.filter(id__in=chunk).delete()
+
+    changed = [s for s in survivors if s.changed and not s.is_new]
+    Profile.objects.bulk_update(
+        [s.to_profile() for s in changed],
+        [*PROFILE_TRAIT_COLUMNS, "first_seen", "last_seen", "cookie_count", "trait_sources"],
+        batch_size=500,
+    )
+    _write_interests(survivors, labels)
+    Identifier.objects.bulk_create(
+        Identifier(kind=kind, value=value, profile_id=find(owners[(kind, value)]), first_record_id=raw_id)
+        for (kind, value), raw_id in new_identifiers.items()
+    )
+    ProfileMerge.objects.bulk_create(ledger)
+
+
+def _write_interests(survivors: list[ProfileState], labels: dict[str, str]) -> None:
+    wanted = {s.id: s.interests - s.stored_interests for s in survivors if s.interests - s.stored_interests}
+    if not wanted:
+        return
+    interest_ids = interest_ids_for(set().union(*wanted.values()), labels)
+    ProfileInterest.objects.bulk_create(
+        ProfileInterest(profile_id=pid, interest_id=interest_ids[key]) for pid, ks in wanted.items() for key in ks
+    )
+
+
+def interest_ids_for(keys: set[str], labels: dict[str, str]) -> dict[str, int]:
+    """Interest ids by key, creating the interests not seen before."""
+    found = {}
+    for chunk in chunked(sorted(keys)):
+        found.update(Interest.objects.filter(key__in=chunk).values_list("key", "id"))
+    missing = keys - found.keys()
+    if missing:
+        Interest.objects.bulk_create(
+            [Interest(key=key, name=labels.get(key, key)) for key in sorted(missing)], ignore_conflicts=True
+        )
+        for chunk in chunked(sorted(missing)):
+            found.update(Interest.objects.filter(key__in=chunk).values_list("key", "id"))
+    return found
+
+
+def assign_profiles(profile_of: dict[int, int]) -> None:
+    """Point raw records at their profiles in one statement per chunk (UPDATE ... FROM VALUES)."""
+    table = connection.ops.quote_name(RawRecord._meta.db_table)
+    pairs = sorted(profile_of.items())
+    with connection.cursor() as cursor:
+        for chunk in chunked(pairs, QUERY_CHUNK // 2):
+            values = ", ".join(["(%s, %s)"] * len(chunk))
+            cursor.execute(
+                f"UPDATE {table} SET profile_id = v.column2 FROM (VALUES {values}) AS v "
+                f"WHERE {table}.id = v.column1",
+                [number for pair in chunk for number in pair],
+            )
