@@ -18,11 +18,11 @@ import phonenumbers
 import pycountry
 from email_validator import EmailNotValidError, validate_email
 
+# In the order of the seed's CSV header.
 RECORD_FIELDS = (
     "cookie",
     "email",
     "phone_number",
-    "created_at",
     "country",
     "state",
     "city",
@@ -31,6 +31,7 @@ RECORD_FIELDS = (
     "income",
     "education",
     "interests",
+    "created_at",
 )
 
 # Trait name -> the profile columns it sets together (income carries its numeric bounds).
@@ -278,9 +279,7 @@ def normalize_gender(value: object) -> str:
     try:
         return GENDER_ALIASES[text.lower()]
     except KeyError:
-        raise FieldWarning(
-            f"gender: '{text[:40]}' is not one of Male, Female, Other, Prefer not to say"
-        ) from None
+        raise FieldWarning(f"gender: '{text[:40]}' is not one of Male, Female, Other, Prefer not to say") from None
 
 
 _MONEY = r"\$?\s*(\d[\d,]*(?:\.\d+)?)\s*(k)?"
@@ -303,7 +302,7 @@ def parse_income(value: object) -> tuple[str, int | None, int | None]:
         return text, 0, _amount(m[1], m[2]) - 1
     if m := re.fullmatch(rf"{_MONEY}\s*(?:\+|and (?:above|over|up)|or more)", lowered):
         return text, _amount(m[1], m[2]), None
-    if m := re.fullmatch(rf"{_MONEY}\s*(?:-|–|to)\s*{_MONEY}", lowered):
+    if m := re.fullmatch(rf"{_MONEY}\s*(?:-|\u2013|to)\s*{_MONEY}", lowered):
         low, high = _amount(m[1], m[2]), _amount(m[3], m[4])
         return text, min(low, high), max(low, high)
     if m := re.fullmatch(_MONEY, lowered):
@@ -316,11 +315,7 @@ def normalize_interests(value: object) -> tuple[dict[str, str], list[str]]:
     """Interest key (case-folded) -> display label, plus warnings for unusable entries."""
     if value is None:
         return {}, []
-    items: Iterable[object]
-    if isinstance(value, (list, tuple)):
-        items = value
-    else:
-        items = _text(value).split("|")
+    items: Iterable[object] = value if isinstance(value, (list, tuple)) else _text(value).split("|")
     interests: dict[str, str] = {}
     warnings = []
     for item in items:
