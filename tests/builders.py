@@ -86,9 +86,9 @@ def profiles_snapshot() -> dict[tuple[str, ...], dict]:
     interests = defaultdict(set)
     for pid, key in ProfileInterest.objects.values_list("profile_id", "interest__key"):
         interests[pid].add(key)
-    records = defaultdict(set)
+    records = defaultdict(list)
     for pid, key, data in RawRecord.objects.values_list("profile_id", "source_key", "data"):
-        records[pid].add(key or repr(sorted(data.items())))
+        records[pid].append(key or repr(sorted(data.items())))
     snapshot = {}
     for profile in Profile.objects.all():
         snapshot[tuple(sorted(identifiers[profile.id]))] = {
@@ -116,10 +116,15 @@ def database_snapshot() -> dict:
             )
         ),
         "ledger": sorted(
-            (key_of.get(m.survivor_id), key_of.get(m.absorbed_id), m.identifier_kind, m.identifier_value,
-             key_of.get(m.raw_record_id))
+            (
+                key_of.get(m.survivor_id),
+                key_of.get(m.absorbed_id),
+                m.identifier_kind,
+                m.identifier_value,
+                key_of.get(m.raw_record_id),
+            )
             for m in ProfileMerge.objects.all()
-        ),  # fmt: skip
+        ),
         "import_runs": sorted(
             ImportRun.objects.values_list(
                 "sha256", "status", "rows", "accepted", "rejected", "warnings", "profiles_created", "merges"

@@ -90,7 +90,9 @@ def test_state_and_city_in_one_case_are_title_cased_and_mixed_case_is_kept():
     assert canonical_case(canonical_case("NEW YORK")) == "New York"
 
 
-@pytest.mark.parametrize(("given", "expected"), [("56", 56), (56, 56), ("25.0", 25), ("0", 0), ("130", 130), ("", None)])
+@pytest.mark.parametrize(
+    ("given", "expected"), [("56", 56), (56, 56), ("25.0", 25), ("0", 0), ("130", 130), ("", None)]
+)
 def test_age_accepts_whole_numbers_0_to_130(given, expected):
     assert normalize_age(given) == expected
 

@@ -93,7 +93,9 @@ def test_cookie_whitespace_is_trimmed_but_case_matters():
 
 
 def test_invalid_email_is_not_used_as_an_identifier_and_warns():
-    first, second = ingest(record(cookie="A", email="broken-at-example.com"), record(cookie="B", email="broken-at-example.com"))
+    first, _ = ingest(
+        record(cookie="A", email="broken-at-example.com"), record(cookie="B", email="broken-at-example.com")
+    )
     assert Profile.objects.count() == 2
     assert not Identifier.objects.filter(kind="email").exists()
     assert any(w.startswith("email:") for w in first.warnings)

@@ -32,7 +32,18 @@ class IdentifierInline(admin.TabularInline):
 
 @admin.register(Profile)
 class ProfileAdmin(ReadOnlyAdmin):
-    list_display = ("id", "email", "cookie_count", "country", "state", "age", "gender", "income", "first_seen", "last_seen")
+    list_display = (
+        "id",
+        "email",
+        "cookie_count",
+        "country",
+        "state",
+        "age",
+        "gender",
+        "income",
+        "first_seen",
+        "last_seen",
+    )
     list_filter = ("country", "gender", "education", "income")
     search_fields = ("=identifiers__value",)
     inlines = [IdentifierInline]

@@ -185,7 +185,7 @@ def header_columns(header: list[str], name: str) -> list[str]:
 
 
 def row_data(columns: list[str], values: list[str]) -> tuple[dict, list[str]]:
-    data = dict(zip(columns, values))
+    data = dict(zip(columns, values, strict=False))
     warnings = []
     if len(values) > len(columns):
         data[EXTRA_VALUES_KEY] = values[len(columns) :]

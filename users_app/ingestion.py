@@ -131,7 +131,9 @@ def records_ingest(*, records: Sequence[IncomingRecord], rules: IdentityRules | 
             )
             for _, record, values in fresh
         )
-        resolution = resolve_records([StoredRecord(raw.id, values) for raw, (_, _, values) in zip(raws, fresh)])
+        resolution = resolve_records(
+            [StoredRecord(raw.id, values) for raw, (_, _, values) in zip(raws, fresh, strict=True)]
+        )
 
     for raw, (index, _, _) in zip(raws, fresh, strict=True):
         outcomes[index] = RecordOutcome(
@@ -176,9 +178,7 @@ def profiles_rebuild(*, batch_size: int = 5000, progress: Callable[[int], None] 
         rules = IdentityRules.current()
         last_id = 0
         while True:
-            batch = list(
-                RawRecord.objects.filter(id__gt=last_id).order_by("id").values_list("id", "data")[:batch_size]
-            )
+            batch = list(RawRecord.objects.filter(id__gt=last_id).order_by("id").values_list("id", "data")[:batch_size])
             if not batch:
                 break
             last_id = batch[-1][0]

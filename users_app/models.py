@@ -64,6 +64,9 @@ class ImportReject(models.Model):
             models.UniqueConstraint(fields=["import_run", "line_number"], name="importreject_unique_line"),
         ]
 
+    def __str__(self) -> str:
+        return f"line {self.line_number}: {self.reason}"
+
 
 class Interest(models.Model):
     key = models.CharField(max_length=100, unique=True, help_text="Case-folded name.")
@@ -142,6 +145,9 @@ class ProfileInterest(models.Model):
         ]
         indexes = [models.Index(fields=["interest", "profile"], name="profileinterest_by_interest")]
 
+    def __str__(self) -> str:
+        return f"{self.profile_id}: {self.interest_id}"
+
 
 class RawRecord(models.Model):
     class Source(models.TextChoices):
@@ -160,9 +166,7 @@ class RawRecord(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
     created_at = models.DateTimeField(help_text="The record's own created_at, normalized to UTC.")
     warnings = models.JSONField(default=list, blank=True)
-    profile = models.ForeignKey(
-        Profile, null=True, blank=True, on_delete=models.SET_NULL, related_name="raw_records"
-    )
+    profile = models.ForeignKey(Profile, null=True, blank=True, on_delete=models.SET_NULL, related_name="raw_records")
 
     class Meta:
         ordering = ["id"]
@@ -176,9 +180,7 @@ class Identifier(models.Model):
     kind = models.CharField(max_length=6, choices=IdentifierKind.choices)
     value = models.CharField(max_length=255)
     profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="identifiers")
-    first_record = models.ForeignKey(
-        RawRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    first_record = models.ForeignKey(RawRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         ordering = ["kind", "value"]
@@ -216,9 +218,7 @@ class ProfileMerge(models.Model):
 class BlockedIdentifier(models.Model):
     """An identifier value that must never link records (a shared info@ mailbox, a test cookie)."""
 
-    kind = models.CharField(
-        max_length=6, choices=IdentifierKind.choices, blank=True, help_text="Empty: any kind."
-    )
+    kind = models.CharField(max_length=6, choices=IdentifierKind.choices, blank=True, help_text="Empty: any kind.")
     value = models.CharField(max_length=255)
     reason = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

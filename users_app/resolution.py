@@ -117,9 +117,7 @@ class ProfileState:
 
 
 def _empty_values() -> dict[str, object]:
-    return {
-        column: None if column in ("age", "income_min", "income_max") else "" for column in PROFILE_TRAIT_COLUMNS
-    }
+    return {column: None if column in ("age", "income_min", "income_max") else "" for column in PROFILE_TRAIT_COLUMNS}
 
 
 @dataclass
@@ -166,9 +164,7 @@ def _load_states(profile_ids: set[int]) -> dict[int, ProfileState]:
     profiles = []
     for chunk in chunked(ids):
         profiles.extend(_lock(Profile.objects.filter(id__in=chunk).order_by("id")))
-        for pid, key in ProfileInterest.objects.filter(profile_id__in=chunk).values_list(
-            "profile_id", "interest__key"
-        ):
+        for pid, key in ProfileInterest.objects.filter(profile_id__in=chunk).values_list("profile_id", "interest__key"):
             interests[pid].add(key)
     if len(profiles) != len(ids):
         raise ResolutionConflict("a profile was merged away by a concurrent writer")
@@ -309,7 +305,6 @@ def assign_profiles(profile_of: dict[int, int]) -> None:
         for chunk in chunked(pairs, QUERY_CHUNK // 2):
             values = ", ".join(["(%s, %s)"] * len(chunk))
             cursor.execute(
-                f"UPDATE {table} SET profile_id = v.column2 FROM (VALUES {values}) AS v "
-                f"WHERE {table}.id = v.column1",
+                f"UPDATE {table} SET profile_id = v.column2 FROM (VALUES {values}) AS v WHERE {table}.id = v.column1",
                 [number for pair in chunk for number in pair],
             )

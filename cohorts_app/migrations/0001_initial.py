@@ -4,25 +4,23 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('users_app', '0001_initial'),
+        ("users_app", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='MultiDeviceProfile',
-            fields=[
-            ],
+            name="MultiDeviceProfile",
+            fields=[],
             options={
-                'verbose_name': 'multi-device profile',
-                'verbose_name_plural': 'multi-device cohort',
-                'proxy': True,
-                'indexes': [],
-                'constraints': [],
+                "verbose_name": "multi-device profile",
+                "verbose_name_plural": "multi-device cohort",
+                "proxy": True,
+                "indexes": [],
+                "constraints": [],
             },
-            bases=('users_app.profile',),
+            bases=("users_app.profile",),
         ),
     ]

@@ -5,215 +5,296 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Interest',
+            name="Interest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(help_text='Case-folded name.', max_length=100, unique=True)),
-                ('name', models.CharField(max_length=100)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.CharField(help_text="Case-folded name.", max_length=100, unique=True)),
+                ("name", models.CharField(max_length=100)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Profile',
+            name="Profile",
             fields=[
-                ('id', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('cookie', models.CharField(blank=True, help_text='Most recent cookie.', max_length=255)),
-                ('email', models.CharField(blank=True, help_text='Most recent email.', max_length=255)),
-                ('phone_number', models.CharField(blank=True, max_length=20)),
-                ('country', models.CharField(blank=True, max_length=100)),
-                ('state', models.CharField(blank=True, max_length=255)),
-                ('city', models.CharField(blank=True, max_length=255)),
-                ('age', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('gender', models.CharField(blank=True, max_length=20)),
-                ('income', models.CharField(blank=True, help_text='Bracket text as given.', max_length=255)),
-                ('income_min', models.BigIntegerField(blank=True, null=True)),
-                ('income_max', models.BigIntegerField(blank=True, null=True)),
-                ('education', models.CharField(blank=True, max_length=255)),
-                ('first_seen', models.DateTimeField()),
-                ('last_seen', models.DateTimeField()),
-                ('cookie_count', models.PositiveIntegerField(default=0)),
-                ('trait_sources', models.JSONField(default=dict)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("cookie", models.CharField(blank=True, help_text="Most recent cookie.", max_length=255)),
+                ("email", models.CharField(blank=True, help_text="Most recent email.", max_length=255)),
+                ("phone_number", models.CharField(blank=True, max_length=20)),
+                ("country", models.CharField(blank=True, max_length=100)),
+                ("state", models.CharField(blank=True, max_length=255)),
+                ("city", models.CharField(blank=True, max_length=255)),
+                ("age", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("gender", models.CharField(blank=True, max_length=20)),
+                ("income", models.CharField(blank=True, help_text="Bracket text as given.", max_length=255)),
+                ("income_min", models.BigIntegerField(blank=True, null=True)),
+                ("income_max", models.BigIntegerField(blank=True, null=True)),
+                ("education", models.CharField(blank=True, max_length=255)),
+                ("first_seen", models.DateTimeField()),
+                ("last_seen", models.DateTimeField()),
+                ("cookie_count", models.PositiveIntegerField(default=0)),
+                ("trait_sources", models.JSONField(default=dict)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='BlockedIdentifier',
+            name="BlockedIdentifier",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(blank=True, choices=[('cookie', 'Cookie'), ('email', 'Email'), ('phone', 'Phone')], help_text='Empty: any kind.', max_length=6)),
-                ('value', models.CharField(max_length=255)),
-                ('reason', models.CharField(blank=True, max_length=255)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        blank=True,
+                        choices=[("cookie", "Cookie"), ("email", "Email"), ("phone", "Phone")],
+                        help_text="Empty: any kind.",
+                        max_length=6,
+                    ),
+                ),
+                ("value", models.CharField(max_length=255)),
+                ("reason", models.CharField(blank=True, max_length=255)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['kind', 'value'],
-                'constraints': [models.UniqueConstraint(fields=('kind', 'value'), name='blockedidentifier_unique')],
+                "ordering": ["kind", "value"],
+                "constraints": [models.UniqueConstraint(fields=("kind", "value"), name="blockedidentifier_unique")],
             },
         ),
         migrations.CreateModel(
-            name='ImportRun',
+            name="ImportRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('file_name', models.CharField(max_length=255)),
-                ('sha256', models.CharField(help_text="Checksum of the file's bytes.", max_length=64)),
-                ('size_bytes', models.BigIntegerField(default=0)),
-                ('status', models.CharField(choices=[('running', 'Running'), ('interrupted', 'Interrupted'), ('completed', 'Completed'), ('failed', 'Failed')], default='running', max_length=12)),
-                ('started_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('lines_done', models.PositiveIntegerField(default=0)),
-                ('rows', models.PositiveIntegerField(default=0)),
-                ('accepted', models.PositiveIntegerField(default=0)),
-                ('rejected', models.PositiveIntegerField(default=0)),
-                ('warnings', models.PositiveIntegerField(default=0, help_text='Accepted rows with warnings.')),
-                ('profiles_created', models.PositiveIntegerField(default=0)),
-                ('merges', models.PositiveIntegerField(default=0)),
-                ('error', models.TextField(blank=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("file_name", models.CharField(max_length=255)),
+                ("sha256", models.CharField(help_text="Checksum of the file's bytes.", max_length=64)),
+                ("size_bytes", models.BigIntegerField(default=0)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("running", "Running"),
+                            ("interrupted", "Interrupted"),
+                            ("completed", "Completed"),
+                            ("failed", "Failed"),
+                        ],
+                        default="running",
+                        max_length=12,
+                    ),
+                ),
+                ("started_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("lines_done", models.PositiveIntegerField(default=0)),
+                ("rows", models.PositiveIntegerField(default=0)),
+                ("accepted", models.PositiveIntegerField(default=0)),
+                ("rejected", models.PositiveIntegerField(default=0)),
+                ("warnings", models.PositiveIntegerField(default=0, help_text="Accepted rows with warnings.")),
+                ("profiles_created", models.PositiveIntegerField(default=0)),
+                ("merges", models.PositiveIntegerField(default=0)),
+                ("error", models.TextField(blank=True)),
             ],
             options={
-                'ordering': ['-started_at', '-id'],
-                'constraints': [models.UniqueConstraint(fields=('sha256',), name='importrun_unique_sha256')],
+                "ordering": ["-started_at", "-id"],
+                "constraints": [models.UniqueConstraint(fields=("sha256",), name="importrun_unique_sha256")],
             },
         ),
         migrations.CreateModel(
-            name='ProfileInterest',
+            name="ProfileInterest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('interest', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='users_app.interest')),
-                ('profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='users_app.profile')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("interest", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to="users_app.interest")),
+                ("profile", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to="users_app.profile")),
             ],
         ),
         migrations.AddField(
-            model_name='profile',
-            name='interests',
-            field=models.ManyToManyField(related_name='profiles', through='users_app.ProfileInterest', to='users_app.interest'),
+            model_name="profile",
+            name="interests",
+            field=models.ManyToManyField(
+                related_name="profiles", through="users_app.ProfileInterest", to="users_app.interest"
+            ),
         ),
         migrations.CreateModel(
-            name='RawRecord',
+            name="RawRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('data', models.JSONField()),
-                ('source', models.CharField(choices=[('csv', 'CSV import'), ('api', 'API')], max_length=3)),
-                ('line_number', models.PositiveIntegerField(blank=True, null=True)),
-                ('source_key', models.CharField(blank=True, max_length=300, null=True, unique=True)),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
-                ('created_at', models.DateTimeField(help_text="The record's own created_at, normalized to UTC.")),
-                ('warnings', models.JSONField(blank=True, default=list)),
-                ('import_run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='raw_records', to='users_app.importrun')),
-                ('profile', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='raw_records', to='users_app.profile')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("data", models.JSONField()),
+                ("source", models.CharField(choices=[("csv", "CSV import"), ("api", "API")], max_length=3)),
+                ("line_number", models.PositiveIntegerField(blank=True, null=True)),
+                ("source_key", models.CharField(blank=True, max_length=300, null=True, unique=True)),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
+                ("created_at", models.DateTimeField(help_text="The record's own created_at, normalized to UTC.")),
+                ("warnings", models.JSONField(blank=True, default=list)),
+                (
+                    "import_run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="raw_records",
+                        to="users_app.importrun",
+                    ),
+                ),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="raw_records",
+                        to="users_app.profile",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='ProfileMerge',
+            name="ProfileMerge",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('survivor_id', models.BigIntegerField(db_index=True)),
-                ('absorbed_id', models.BigIntegerField(db_index=True)),
-                ('identifier_kind', models.CharField(choices=[('cookie', 'Cookie'), ('email', 'Email'), ('phone', 'Phone')], max_length=6)),
-                ('identifier_value', models.CharField(max_length=255)),
-                ('merged_at', models.DateTimeField()),
-                ('raw_record', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='users_app.rawrecord')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("survivor_id", models.BigIntegerField(db_index=True)),
+                ("absorbed_id", models.BigIntegerField(db_index=True)),
+                (
+                    "identifier_kind",
+                    models.CharField(
+                        choices=[("cookie", "Cookie"), ("email", "Email"), ("phone", "Phone")], max_length=6
+                    ),
+                ),
+                ("identifier_value", models.CharField(max_length=255)),
+                ("merged_at", models.DateTimeField()),
+                (
+                    "raw_record",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="users_app.rawrecord",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='Identifier',
+            name="Identifier",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('cookie', 'Cookie'), ('email', 'Email'), ('phone', 'Phone')], max_length=6)),
-                ('value', models.CharField(max_length=255)),
-                ('profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='identifiers', to='users_app.profile')),
-                ('first_record', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='users_app.rawrecord')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("cookie", "Cookie"), ("email", "Email"), ("phone", "Phone")], max_length=6
+                    ),
+                ),
+                ("value", models.CharField(max_length=255)),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="identifiers", to="users_app.profile"
+                    ),
+                ),
+                (
+                    "first_record",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="users_app.rawrecord",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['kind', 'value'],
+                "ordering": ["kind", "value"],
             },
         ),
         migrations.CreateModel(
-            name='ImportReject',
+            name="ImportReject",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('line_number', models.PositiveIntegerField()),
-                ('reason', models.CharField(max_length=500)),
-                ('original', models.TextField()),
-                ('import_run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rejects', to='users_app.importrun')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("line_number", models.PositiveIntegerField()),
+                ("reason", models.CharField(max_length=500)),
+                ("original", models.TextField()),
+                (
+                    "import_run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="rejects", to="users_app.importrun"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['import_run', 'line_number'],
-                'constraints': [models.UniqueConstraint(fields=('import_run', 'line_number'), name='importreject_unique_line')],
+                "ordering": ["import_run", "line_number"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("import_run", "line_number"), name="importreject_unique_line")
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='profileinterest',
-            index=models.Index(fields=['interest', 'profile'], name='profileinterest_by_interest'),
+            model_name="profileinterest",
+            index=models.Index(fields=["interest", "profile"], name="profileinterest_by_interest"),
         ),
         migrations.AddConstraint(
-            model_name='profileinterest',
-            constraint=models.UniqueConstraint(fields=('profile', 'interest'), name='profileinterest_unique'),
+            model_name="profileinterest",
+            constraint=models.UniqueConstraint(fields=("profile", "interest"), name="profileinterest_unique"),
         ),
         migrations.AddIndex(
-            model_name='profile',
-            index=models.Index(fields=['country', 'state', 'city'], name='profile_location_idx'),
+            model_name="profile",
+            index=models.Index(fields=["country", "state", "city"], name="profile_location_idx"),
         ),
         migrations.AddIndex(
-            model_name='profile',
-            index=models.Index(fields=['age'], name='profile_age_idx'),
+            model_name="profile",
+            index=models.Index(fields=["age"], name="profile_age_idx"),
         ),
         migrations.AddIndex(
-            model_name='profile',
-            index=models.Index(fields=['gender'], name='profile_gender_idx'),
+            model_name="profile",
+            index=models.Index(fields=["gender"], name="profile_gender_idx"),
         ),
         migrations.AddIndex(
-            model_name='profile',
-            index=models.Index(fields=['income_min', 'income_max'], name='profile_income_idx'),
+            model_name="profile",
+            index=models.Index(fields=["income_min", "income_max"], name="profile_income_idx"),
         ),
         migrations.AddIndex(
-            model_name='profile',
-            index=models.Index(fields=['education'], name='profile_education_idx'),
+            model_name="profile",
+            index=models.Index(fields=["education"], name="profile_education_idx"),
         ),
         migrations.AddIndex(
-            model_name='profile',
-            index=models.Index(fields=['first_seen'], name='profile_first_seen_idx'),
+            model_name="profile",
+            index=models.Index(fields=["first_seen"], name="profile_first_seen_idx"),
         ),
         migrations.AddIndex(
-            model_name='profile',
-            index=models.Index(fields=['cookie_count'], name='profile_cookie_count_idx'),
+            model_name="profile",
+            index=models.Index(fields=["cookie_count"], name="profile_cookie_count_idx"),
         ),
         migrations.AddConstraint(
-            model_name='profile',
-            constraint=models.CheckConstraint(condition=models.Q(('first_seen__lte', models.F('last_seen'))), name='profile_seen_order'),
+            model_name="profile",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("first_seen__lte", models.F("last_seen"))), name="profile_seen_order"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='profile',
-            constraint=models.CheckConstraint(condition=models.Q(('age__isnull', True), ('age__lte', 130), _connector='OR'), name='profile_age_range'),
+            model_name="profile",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("age__isnull", True), ("age__lte", 130), _connector="OR"), name="profile_age_range"
+            ),
         ),
         migrations.AddIndex(
-            model_name='rawrecord',
-            index=models.Index(fields=['created_at'], name='rawrecord_created_at_idx'),
+            model_name="rawrecord",
+            index=models.Index(fields=["created_at"], name="rawrecord_created_at_idx"),
         ),
         migrations.AddIndex(
-            model_name='identifier',
-            index=models.Index(fields=['profile', 'kind'], name='identifier_profile_idx'),
+            model_name="identifier",
+            index=models.Index(fields=["profile", "kind"], name="identifier_profile_idx"),
         ),
         migrations.AddConstraint(
-            model_name='identifier',
-            constraint=models.UniqueConstraint(fields=('kind', 'value'), name='identifier_unique_kind_value'),
+            model_name="identifier",
+            constraint=models.UniqueConstraint(fields=("kind", "value"), name="identifier_unique_kind_value"),
         ),
     ]

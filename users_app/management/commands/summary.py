@@ -1,6 +1,6 @@
 """Print what the database holds: raw records, profiles, the multi-device cohort, identifiers.
 
-    python manage.py summary [--json]
+python manage.py summary [--json]
 """
 
 import json
