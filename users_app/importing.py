@@ -21,7 +21,7 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from django.db import transaction
+from django.db import reset_queries, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -277,6 +277,7 @@ def _import_rows(path, run, columns, size, batch_size, progress) -> None:
             if len(batch) >= batch_size:
                 _import_batch(run, columns, batch, rules)
                 batch = []
+                reset_queries()  # with DEBUG on, Django would keep every batch's SQL text
                 if progress:
                     progress(binary.tell(), size)
         if batch:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, reset_queries, transaction
 
 from .locks import exclusive_writer
 from .models import Identifier, Profile, ProfileInterest, ProfileMerge, RawRecord
@@ -192,6 +192,7 @@ def profiles_rebuild(*, batch_size: int = 5000, progress: Callable[[int], None] 
             result.raw_records += len(batch)
             result.profiles_created += resolution.profiles_created
             result.merges += resolution.merges
+            reset_queries()  # with DEBUG on, Django would keep every batch's SQL text
             if progress:
                 progress(len(batch))
     result.unlinked = len(result.unlinked_ids)

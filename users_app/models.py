@@ -119,6 +119,8 @@ class Profile(models.Model):
         ordering = ["id"]
         indexes = [
             models.Index(fields=["country", "state", "city"], name="profile_location_idx"),
+            models.Index(fields=["state"], name="profile_state_idx"),
+            models.Index(fields=["city"], name="profile_city_idx"),
             models.Index(fields=["age"], name="profile_age_idx"),
             models.Index(fields=["gender"], name="profile_gender_idx"),
             models.Index(fields=["income_min", "income_max"], name="profile_income_idx"),
