@@ -6,6 +6,7 @@ DJANGO_DEBUG        default: off
 DJANGO_ALLOWED_HOSTS  default: localhost,127.0.0.1
 IDENTITY_MATCH_PHONE  default: off (phone numbers are traits, not identifiers)
 IDENTIFIER_BLOCKLIST  comma-separated identifier values that never link records
+API_RATE_INGEST / API_RATE_READ  requests per key, e.g. 60000/min (per server process)
 """
 
 from pathlib import Path
@@ -32,6 +33,10 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "users_app",
     "cohorts_app",
 ]
@@ -90,3 +95,48 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 IDENTITY_MATCH_PHONE = env.bool("IDENTITY_MATCH_PHONE", default=False)
 IDENTIFIER_BLOCKLIST = env.list("IDENTIFIER_BLOCKLIST", default=[])
+
+# Requests larger than this are refused with 413 before they are read (the batch route's limit).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "users_app.access.BearerKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    # Safe default for any new view: personal data, so a read key or staff.
+    "DEFAULT_PERMISSION_CLASSES": ["users_app.access.CanReadPersonalData"],
+    "DEFAULT_THROTTLE_CLASSES": ["users_app.access.ReadRateThrottle"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "analytics_site.api.exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+API_RATE_LIMITS = {
+    "ingest": env.str("API_RATE_INGEST", default="60000/min"),
+    "read": env.str("API_RATE_READ", default="12000/min"),
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Audience analytics API",
+    "DESCRIPTION": (
+        "Records in, one profile per person out. The seed's routes (/api/ingest, /api/user, "
+        "/api/cohort/user) keep their shapes; /api/v1/ holds the resources. Send "
+        "`Authorization: Bearer <key>`."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ImportRunStatusEnum": "users_app.models.ImportRun.Status",
+        "IngestStatusEnum": "users_app.serializers.INGEST_STATUSES",
+    },
+}

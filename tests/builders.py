@@ -110,9 +110,9 @@ def database_snapshot() -> dict:
         "profiles": profiles_snapshot(),
         "profile_founders": sorted(filter(None, founder.values())),
         "raw_records": sorted(
-            (key, repr(sorted(data.items())), line, tuple(warnings), key_of.get(pid))
-            for key, data, line, warnings, pid in RawRecord.objects.values_list(
-                "source_key", "data", "line_number", "warnings", "profile_id"
+            (key, repr(sorted(data.items())), line, tuple(warnings), outcome, key_of.get(pid))
+            for key, data, line, warnings, outcome, pid in RawRecord.objects.values_list(
+                "source_key", "data", "line_number", "warnings", "outcome", "profile_id"
             )
         ),
         "ledger": sorted(

@@ -224,6 +224,6 @@ def test_the_same_message_key_is_stored_once():
     data = record(cookie="A")
     first = records_ingest(records=[IncomingRecord(data=data, source="api", source_key="api:m1")])
     again = records_ingest(records=[IncomingRecord(data=data, source="api", source_key="api:m1")] * 2)
-    assert [o.status for o in again.outcomes] == ["duplicate", "duplicate"]
+    assert [(o.status, o.duplicate) for o in again.outcomes] == [("created", True), ("created", True)]
     assert {o.raw_record_id for o in again.outcomes} == {first.outcomes[0].raw_record_id}
     assert RawRecord.objects.count() == 1

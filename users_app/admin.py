@@ -5,8 +5,9 @@ read-only here: editing them by hand would break the contract that a rebuild rep
 """
 
 from django.contrib import admin
+from django.utils import timezone
 
-from .models import BlockedIdentifier, Identifier, ImportReject, ImportRun, Profile, ProfileMerge, RawRecord
+from .models import ApiKey, BlockedIdentifier, Identifier, ImportReject, ImportRun, Profile, ProfileMerge, RawRecord
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -87,3 +88,21 @@ class ImportRunAdmin(ReadOnlyAdmin):
 class BlockedIdentifierAdmin(admin.ModelAdmin):
     list_display = ("kind", "value", "reason", "created_at")
     search_fields = ("value",)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are created with ``manage.py create_api_key`` (the key is shown once); here they are revoked."""
+
+    list_display = ("name", "scope", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("scope",)
+    readonly_fields = ("name", "scope", "prefix", "key_hash", "created_at", "last_used_at", "revoked_at")
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Revoke the selected keys", permissions=["change"])
+    def revoke(self, request, queryset):
+        revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {revoked} key(s).")

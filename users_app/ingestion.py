@@ -51,15 +51,17 @@ class IncomingRecord:
 
 @dataclass
 class RecordOutcome:
-    status: str  # created | updated | merged | duplicate | rejected
+    status: str  # created | updated | merged | rejected
     raw_record_id: int | None = None
     profile_id: int | None = None
     reason: str = ""
+    reason_fields: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    duplicate: bool = False  # stored before under the same source key; status is what happened then
 
     @property
     def accepted(self) -> bool:
-        return self.status in ("created", "updated", "merged")
+        return self.status != "rejected" and not self.duplicate
 
 
 @dataclass
@@ -67,9 +69,6 @@ class IngestResult:
     outcomes: list[RecordOutcome]
     profiles_created: int = 0
     merges: int = 0
-
-    def count(self, *statuses: str) -> int:
-        return sum(1 for o in self.outcomes if o.status in statuses)
 
     @property
     def accepted(self) -> int:
@@ -102,7 +101,9 @@ def records_ingest(*, records: Sequence[IncomingRecord], rules: IdentityRules | 
         try:
             parsed.append((index, record, rules.parse(record.data)))
         except RecordRejected as exc:
-            outcomes[index] = RecordOutcome("rejected", reason=str(exc), warnings=record.warnings)
+            outcomes[index] = RecordOutcome(
+                "rejected", reason=str(exc), reason_fields=exc.fields, warnings=record.warnings
+            )
 
     with transaction.atomic():
         stored = _already_stored([r.source_key for _, r, _ in parsed if r.source_key])
@@ -111,10 +112,9 @@ def records_ingest(*, records: Sequence[IncomingRecord], rules: IdentityRules | 
         for index, record, values in parsed:
             key = record.source_key
             if key in stored:
-                raw_id, profile_id = stored[key]
-                outcomes[index] = RecordOutcome("duplicate", raw_record_id=raw_id, profile_id=profile_id)
+                outcomes[index] = stored[key]
             elif key in first_of_key:
-                outcomes[index] = RecordOutcome("duplicate")  # filled in below, once stored
+                outcomes[index] = RecordOutcome("", duplicate=True)  # filled in below, once stored
             else:
                 if key:
                     first_of_key[key] = index
@@ -143,17 +143,26 @@ def records_ingest(*, records: Sequence[IncomingRecord], rules: IdentityRules | 
             warnings=tuple(raw.warnings),
         )
     for index, record, _ in parsed:
-        if outcomes[index].status == "duplicate" and outcomes[index].raw_record_id is None:
+        if outcomes[index].duplicate and outcomes[index].raw_record_id is None:
             first = outcomes[first_of_key[record.source_key]]
-            outcomes[index] = RecordOutcome("duplicate", raw_record_id=first.raw_record_id, profile_id=first.profile_id)
+            outcomes[index] = RecordOutcome(
+                first.status, first.raw_record_id, first.profile_id, warnings=first.warnings, duplicate=True
+            )
     return IngestResult(outcomes=outcomes, profiles_created=resolution.profiles_created, merges=resolution.merges)
 
 
-def _already_stored(keys: list[str]) -> dict[str, tuple[int, int | None]]:
+def _already_stored(keys: list[str]) -> dict[str, RecordOutcome]:
     stored = {}
     for chunk in chunked(keys):
-        rows = RawRecord.objects.filter(source_key__in=chunk).values_list("source_key", "id", "profile_id")
-        stored.update({key: (raw_id, profile_id) for key, raw_id, profile_id in rows})
+        rows = RawRecord.objects.filter(source_key__in=chunk).values_list(
+            "source_key", "id", "profile_id", "outcome", "warnings"
+        )
+        stored.update(
+            {
+                key: RecordOutcome(outcome, raw_id, profile_id, warnings=tuple(warnings), duplicate=True)
+                for key, raw_id, profile_id, outcome, warnings in rows
+            }
+        )
     return stored
 
 

@@ -168,6 +168,8 @@ class RawRecord(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
     created_at = models.DateTimeField(help_text="The record's own created_at, normalized to UTC.")
     warnings = models.JSONField(default=list, blank=True)
+    # What ingesting it did (created / updated / merged): a retried API request gets the same answer.
+    outcome = models.CharField(max_length=8, blank=True)
     profile = models.ForeignKey(Profile, null=True, blank=True, on_delete=models.SET_NULL, related_name="raw_records")
 
     class Meta:
@@ -233,3 +235,26 @@ class BlockedIdentifier(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind or '*'}:{self.value}"
+
+
+class ApiKey(models.Model):
+    """A key for API clients. Only a hash is stored; the key itself is shown once, at creation."""
+
+    class Scope(models.TextChoices):
+        INGEST = "ingest", "Ingest records"
+        READ = "read", "Read personal data"
+
+    name = models.CharField(max_length=100)
+    scope = models.CharField(max_length=6, choices=Scope.choices)
+    prefix = models.CharField(max_length=12, unique=True, help_text="First characters of the key, to find it.")
+    key_hash = models.CharField(max_length=64, help_text="sha256 of the whole key.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.scope}, {self.prefix}…)"

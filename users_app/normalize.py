@@ -114,6 +114,10 @@ LOWERCASE_PARTICLES = frozenset(
 class RecordRejected(ValueError):
     """The record cannot become a raw record: it has no usable identifier or no readable date."""
 
+    def __init__(self, message: str, fields: tuple[str, ...]):
+        super().__init__(message)
+        self.fields = fields  # the record fields the reason is about
+
 
 class FieldWarning(ValueError):
     """One field could not be used; the record is kept with that field empty."""
@@ -200,7 +204,7 @@ def is_possible_phone(number: str, country_code: str | None) -> bool:
 def parse_created_at(value: object) -> dt.datetime:
     text = _text(value)
     if not text:
-        raise RecordRejected("created_at: missing")
+        raise RecordRejected("created_at: missing", ("created_at",))
     parsed = None
     for fmt in CSV_DATE_FORMATS:
         try:
@@ -213,7 +217,8 @@ def parse_created_at(value: object) -> dt.datetime:
             parsed = dt.datetime.fromisoformat(text)
         except ValueError:
             raise RecordRejected(
-                f"created_at: cannot read '{text[:60]}' as a date (expected M/D/YYYY H:MM or ISO 8601)"
+                f"created_at: cannot read '{text[:60]}' as a date (expected M/D/YYYY H:MM or ISO 8601)",
+                ("created_at",),
             ) from None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=dt.UTC)
@@ -387,7 +392,7 @@ def parse_record(
             if match_phone:
                 identifiers.append((PHONE, phone))
     if not identifiers:
-        raise RecordRejected("no usable identifier: needs a cookie or a valid email")
+        raise RecordRejected("no usable identifier: needs a cookie or a valid email", ("cookie", "email"))
 
     if country:
         traits["country"] = {"country": country}

@@ -238,7 +238,7 @@ def resolve_records(records: Sequence[StoredRecord]) -> Resolution:
     result.merges = len(ledger)
     labels = {key: label for r in records for key, label in r.parsed.interests.items()}
     _write(states, parent, find, owners, new_identifiers, ledger, labels)
-    assign_profiles(result.profile_of)
+    assign_profiles(result.profile_of, result.outcome_of)
     return result
 
 
@@ -297,14 +297,15 @@ def interest_ids_for(keys: set[str], labels: dict[str, str]) -> dict[str, int]:
     return found
 
 
-def assign_profiles(profile_of: dict[int, int]) -> None:
-    """Point raw records at their profiles in one statement per chunk (UPDATE ... FROM VALUES)."""
+def assign_profiles(profile_of: dict[int, int], outcome_of: dict[int, str]) -> None:
+    """Point raw records at their profiles, and say what each did, in one statement per chunk."""
     table = connection.ops.quote_name(RawRecord._meta.db_table)
-    pairs = sorted(profile_of.items())
+    rows = [(raw_id, profile_id, outcome_of[raw_id]) for raw_id, profile_id in sorted(profile_of.items())]
     with connection.cursor() as cursor:
-        for chunk in chunked(pairs, QUERY_CHUNK // 2):
-            values = ", ".join(["(%s, %s)"] * len(chunk))
+        for chunk in chunked(rows, QUERY_CHUNK // 3):
+            values = ", ".join(["(%s, %s, %s)"] * len(chunk))
             cursor.execute(
-                f"UPDATE {table} SET profile_id = v.column2 FROM (VALUES {values}) AS v WHERE {table}.id = v.column1",
-                [number for pair in chunk for number in pair],
+                f"UPDATE {table} SET profile_id = v.column2, outcome = v.column3 "
+                f"FROM (VALUES {values}) AS v WHERE {table}.id = v.column1",
+                [value for row in chunk for value in row],
             )

@@ -1,0 +1,102 @@
+"""What every API view shares: access rules, pagination and error shapes."""
+
+from __future__ import annotations
+
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, connection
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, pagination, serializers, status, views, viewsets
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from users_app.access import CanReadPersonalData, ReadRateThrottle
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body too large."
+    default_code = "payload_too_large"
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The database is unavailable; try again shortly."
+    default_code = "service_unavailable"
+
+
+def exception_handler(exc, context):
+    """DRF's handler, plus JSON answers for oversized, too deeply nested and database-down requests."""
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+    elif isinstance(exc, RecursionError):
+        exc = exceptions.ParseError("JSON nested too deeply.")
+    elif isinstance(exc, DatabaseError) and not _database_reachable():
+        exc = ServiceUnavailable()
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, ServiceUnavailable):
+        response["Retry-After"] = "5"
+    return response
+
+
+def _database_reachable() -> bool:
+    try:
+        connection.close_if_unusable_or_obsolete()
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except DatabaseError:
+        return False
+
+
+class BearerKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "users_app.access.BearerKeyAuthentication"
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A key from `manage.py create_api_key NAME --scope ingest|read`.",
+        }
+
+
+class BigListPagination(pagination.CursorPagination):
+    """Stable pages over millions of rows: no OFFSET scans, no COUNT."""
+
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class PersonalDataViewSet(viewsets.ReadOnlyModelViewSet):
+    """Read-only resources holding personal data: a read key or a staff session."""
+
+    permission_classes = [CanReadPersonalData]
+    throttle_classes = [ReadRateThrottle]
+    pagination_class = BigListPagination
+
+
+class HealthView(views.APIView):
+    """Liveness plus database reachability; the only route that answers anonymously."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    @extend_schema(
+        responses={
+            200: inline_serializer("Health", {"status": serializers.CharField(), "database": serializers.CharField()}),
+            503: inline_serializer(
+                "HealthDown", {"status": serializers.CharField(), "database": serializers.CharField()}
+            ),
+        },
+        auth=[],
+    )
+    def get(self, request):
+        if _database_reachable():
+            return Response({"status": "OK", "database": "ok"})
+        return Response({"status": "DOWN", "database": "unreachable"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)

@@ -1,0 +1,104 @@
+"""The one FilterSet for profiles: the API's lists, the seed's cohort route and saved segments.
+
+Values are normalized the way records are (``INDIA`` = ``India``, ``UK`` = ``United Kingdom``,
+``m`` = ``Male``); text matches ignore case. Identifier filters need the exact value: partial
+matches on personal data would let a client enumerate people.
+"""
+
+from django import forms
+from django.db.models import Exists, OuterRef, Q
+from django_filters import rest_framework as filters
+from django_filters.widgets import QueryArrayWidget
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from .models import Identifier, IdentifierKind, Profile, ProfileInterest
+from .normalize import FieldWarning, normalize_country, normalize_gender
+
+
+class ListField(forms.Field):
+    """Several values, given repeated (``?interests=a&interests=b``) or comma-separated."""
+
+    widget = QueryArrayWidget
+
+    def to_python(self, value):
+        if not value:
+            return []
+        items = value if isinstance(value, list) else [value]
+        return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
+
+@extend_schema_field(serializers.ListField(child=serializers.CharField()))
+class ListFilter(filters.Filter):
+    field_class = ListField
+
+
+def _normalized(normalizer, value: str) -> str:
+    try:
+        return normalizer(value) or value
+    except FieldWarning:
+        return value.strip()
+
+
+def _has_interest(key: str):
+    return Exists(ProfileInterest.objects.filter(profile=OuterRef("pk"), interest__key=key))
+
+
+def _has_identifier(kind: str, value: str):
+    return Exists(Identifier.objects.filter(profile=OuterRef("pk"), kind=kind, value=value))
+
+
+class ProfileFilterSet(filters.FilterSet):
+    cookie = filters.CharFilter(method="filter_cookie", help_text="Exact cookie.")
+    email = filters.CharFilter(method="filter_email", help_text="Exact email (case and spaces ignored).")
+    country = filters.CharFilter(method="filter_country", help_text="Country name, code or alias.")
+    state = filters.CharFilter(field_name="state", lookup_expr="iexact")
+    city = filters.CharFilter(field_name="city", lookup_expr="iexact")
+    age_min = filters.NumberFilter(field_name="age", lookup_expr="gte")
+    age_max = filters.NumberFilter(field_name="age", lookup_expr="lte")
+    gender = filters.CharFilter(method="filter_gender")
+    income = filters.CharFilter(field_name="income", lookup_expr="iexact", help_text="Income bracket text.")
+    income_min = filters.NumberFilter(method="filter_income_min", help_text="Income range reaching this amount.")
+    income_max = filters.NumberFilter(method="filter_income_max", help_text="Income range starting at or below.")
+    education = filters.CharFilter(field_name="education", lookup_expr="iexact")
+    interests = ListFilter(method="filter_interests_any", help_text="Any of these interests.")
+    interests_all = ListFilter(method="filter_interests_all", help_text="All of these interests.")
+    multi_device = filters.BooleanFilter(method="filter_multi_device", help_text="Seen on two or more cookies.")
+    first_seen_after = filters.IsoDateTimeFilter(field_name="first_seen", lookup_expr="gte")
+    first_seen_before = filters.IsoDateTimeFilter(field_name="first_seen", lookup_expr="lt")
+
+    class Meta:
+        model = Profile
+        fields = []
+
+    def filter_cookie(self, queryset, name, value):
+        return queryset.filter(_has_identifier(IdentifierKind.COOKIE, value.strip()))
+
+    def filter_email(self, queryset, name, value):
+        return queryset.filter(_has_identifier(IdentifierKind.EMAIL, value.strip().lower()))
+
+    def filter_country(self, queryset, name, value):
+        return queryset.filter(country__iexact=_normalized(normalize_country, value))
+
+    def filter_gender(self, queryset, name, value):
+        return queryset.filter(gender__iexact=_normalized(normalize_gender, value))
+
+    def filter_income_min(self, queryset, name, value):
+        return queryset.filter(Q(income_max__gte=value) | Q(income_max__isnull=True, income_min__isnull=False))
+
+    def filter_income_max(self, queryset, name, value):
+        return queryset.filter(income_min__lte=value)
+
+    def filter_interests_any(self, queryset, name, value):
+        keys = {v.casefold() for v in value}
+        if not keys:
+            return queryset
+        return queryset.filter(Exists(ProfileInterest.objects.filter(profile=OuterRef("pk"), interest__key__in=keys)))
+
+    def filter_interests_all(self, queryset, name, value):
+        for key in {v.casefold() for v in value}:
+            queryset = queryset.filter(_has_interest(key))
+        return queryset
+
+    def filter_multi_device(self, queryset, name, value):
+        return queryset.multi_device() if value else queryset.filter(cookie_count__lt=2)
