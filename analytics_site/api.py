@@ -42,8 +42,6 @@ def exception_handler(exc, context):
 
 def _database_reachable() -> bool:
     try:
-        connection.close_if_unusable_or_obsolete()
-        connection.ensure_connection()
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         return True
