@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -91,7 +92,11 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# whitenoise serves static files under gunicorn (admin, Swagger UI from the sidecar); finders
+# let it serve them straight from the apps, so no collectstatic step is needed to run.
+# DJANGO_STATIC_ROOT is only needed for collectstatic.
+STATIC_ROOT = env.str("DJANGO_STATIC_ROOT", default="") or None
+WHITENOISE_USE_FINDERS = True
 
 IDENTITY_MATCH_PHONE = env.bool("IDENTITY_MATCH_PHONE", default=False)
 IDENTIFIER_BLOCKLIST = env.list("IDENTIFIER_BLOCKLIST", default=[])
@@ -109,6 +114,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["users_app.access.ReadRateThrottle"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],

@@ -171,6 +171,8 @@ class ProfileViewSet(PersonalDataViewSet):
 
     queryset = Profile.objects.prefetch_related(Prefetch("interests", queryset=Interest.objects.only("name")))
     filterset_class = ProfileFilterSet
+    # Whole identifiers only ("=" is an exact, case-insensitive match): no partial matching on PII.
+    search_fields = ["=identifiers__value"]
     ordering_fields = ["id", "first_seen", "last_seen", "age", "cookie_count"]
 
     def get_serializer_class(self):

@@ -53,6 +53,13 @@ def test_profile_detail_has_identifiers_raw_records_merge_ledger_and_trait_sourc
     assert set(detail["trait_sources"]) >= {"country", "age", "cookie", "email"}
 
 
+def test_profile_search_matches_whole_identifiers_only(read_client, people):
+    multi, _ = people
+    found = read_client.get("/api/v1/profiles/", {"search": "A@Example.com"}).json()["results"]
+    assert [p["id"] for p in found] == [multi.id]
+    assert read_client.get("/api/v1/profiles/", {"search": "example.com"}).json()["results"] == []
+
+
 def test_profile_ordering(read_client, people):
     multi, single = people
     ids = [p["id"] for p in read_client.get("/api/v1/profiles/", {"ordering": "-age"}).json()["results"]]
