@@ -11,6 +11,7 @@ from django.apps import apps
 from django.db import connection
 
 from tests.builders import PROJECT_DIR, database_snapshot
+from tests.live_server import child_database_url
 from users_app.models import ImportRun, RawRecord
 from users_app.sample_data import generate_sample_csv
 
@@ -24,9 +25,11 @@ def import_command(path) -> list[str]:
 
 def child_environment() -> dict:
     """The child process uses the test database this test runs on."""
-    db = connection.settings_dict
-    url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
-    return {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "analytics_site.test_settings"}
+    return {
+        **os.environ,
+        "DATABASE_URL": child_database_url(),
+        "DJANGO_SETTINGS_MODULE": "analytics_site.test_settings",
+    }
 
 
 def wait_for_committed_lines(process, lines: int, timeout: float = 600) -> None:

@@ -1,25 +1,14 @@
 """With the database unreachable, a real gunicorn answers 503 (never 500) and says so."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from tests.builders import PROJECT_DIR
+from tests.live_server import gunicorn
 
 UNREACHABLE_DATABASE = "postgres://postgres@127.0.0.1:9/nothing-listens-here"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def request(url: str, data: bytes | None = None, headers: dict | None = None) -> tuple[int, dict]:
@@ -32,27 +21,9 @@ def request(url: str, data: bytes | None = None, headers: dict | None = None) ->
 
 
 @pytest.fixture
-def server_without_database():
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": UNREACHABLE_DATABASE, "DJANGO_SECRET_KEY": "tests-only"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "analytics_site.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--timeout", "30"],
-        cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    try:
-        yield base
-    finally:
-        process.terminate()
-        process.wait(10)
+def server_without_database(tmp_path):
+    with gunicorn(log_path=tmp_path / "gunicorn.log", database_url=UNREACHABLE_DATABASE, healthy=False) as base_url:
+        yield base_url
 
 
 def test_health_and_ingest_answer_503_while_the_database_is_down(server_without_database):
