@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, connection
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, pagination, serializers, status, views, viewsets
 from rest_framework.permissions import AllowAny
@@ -49,6 +50,51 @@ def _database_reachable() -> bool:
         return False
 
 
+ERROR_SCHEMA = {
+    "type": "object",
+    "additionalProperties": True,
+    "description": '`{"detail": "..."}`, or for invalid input an object naming each field with its errors.',
+}
+ERROR_RESPONSES = {
+    "400": "Invalid input: the body names each field (or query parameter) and what is wrong with it.",
+    "401": "No key, or an unknown or revoked one.",
+    "403": "The key's scope (or the user) may not do this.",
+    "404": "No such object.",
+    "429": "Too many requests: wait for Retry-After seconds.",
+    "503": "The database is unavailable: retry after Retry-After seconds.",
+}
+BODY_ERROR_RESPONSES = {"413": "Request body too large.", "415": "Send application/json."}
+
+
+class ApiAutoSchema(AutoSchema):
+    """Documents the error answers every route can give, so clients (and schemathesis) can rely on them."""
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        errors = dict(ERROR_RESPONSES) if self.get_auth() else {"503": ERROR_RESPONSES["503"]}
+        if self.method in ("POST", "PUT", "PATCH"):
+            errors.update(BODY_ERROR_RESPONSES)
+        for code, description in errors.items():
+            responses.setdefault(
+                code, {"description": description, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+            )
+        return responses
+
+
+def positive_query_integer(request, name: str, default: int, cutoff: int | None = None, zero_ok: bool = True) -> int:
+    """A paging parameter: absent means the default, anything but a whole number >= 0 (>= 1) is a 400."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < (0 if zero_ok else 1):
+        raise exceptions.ValidationError({name: ["Must be a whole number" + (" >= 0." if zero_ok else " >= 1.")]})
+    return min(value, cutoff) if cutoff else value
+
+
 class BearerKeyScheme(OpenApiAuthenticationExtension):
     target_class = "users_app.access.BearerKeyAuthentication"
     name = "apiKey"
@@ -68,6 +114,9 @@ class BigListPagination(pagination.CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def get_page_size(self, request):
+        return positive_query_integer(request, self.page_size_query_param, self.page_size, self.max_page_size, False)
 
 
 class PersonalDataViewSet(viewsets.ReadOnlyModelViewSet):

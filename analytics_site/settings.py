@@ -118,7 +118,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "analytics_site.api.ApiAutoSchema",
     "EXCEPTION_HANDLER": "analytics_site.api.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

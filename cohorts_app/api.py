@@ -4,7 +4,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, pagination
 from rest_framework.response import Response
 
-from analytics_site.api import PersonalDataViewSet
+from analytics_site.api import PersonalDataViewSet, positive_query_integer
 from users_app.access import CanReadPersonalData, ReadRateThrottle
 from users_app.api import profiles_for_documents
 from users_app.filtersets import ProfileFilterSet
@@ -17,6 +17,12 @@ class SeedLimitOffsetPagination(pagination.LimitOffsetPagination):
 
     default_limit = 100
     max_limit = 1000
+
+    def get_limit(self, request):
+        return positive_query_integer(request, self.limit_query_param, self.default_limit, self.max_limit, False)
+
+    def get_offset(self, request):
+        return positive_query_integer(request, self.offset_query_param, 0)
 
     def get_paginated_response(self, data):
         return Response(data, headers={"X-Total-Count": str(self.count)})

@@ -29,6 +29,7 @@ from .serializers import (
     ProfileSerializer,
     RawRecordSerializer,
     SeedProfileSerializer,
+    UserLookupQuerySerializer,
 )
 
 MAX_INGEST_BYTES = 64 * 1024
@@ -146,21 +147,17 @@ class UserLookupView(views.APIView):
     throttle_classes = [ReadRateThrottle]
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("cookie", str, description="Exact cookie."),
-            OpenApiParameter("email", str, description="Exact email (case and spaces ignored)."),
-        ],
+        parameters=[UserLookupQuerySerializer],
         responses={
-            200: OpenApiResponse(description='`{"data": {...}}`'),
+            200: SeedProfileSerializer,
             400: OpenApiResponse(description="Neither cookie nor email given."),
             404: OpenApiResponse(description="No such person."),
         },
     )
     def get(self, request):
-        cookie = request.query_params.get("cookie", "").strip()
-        email = request.query_params.get("email", "").strip().lower()
-        if not cookie and not email:
-            raise ValidationError({"detail": "Give a cookie or an email: /api/user?cookie=... or ?email=..."})
+        query = UserLookupQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        cookie, email = query.validated_data.get("cookie"), query.validated_data.get("email", "").lower()
         kind, value = (IdentifierKind.COOKIE, cookie) if cookie else (IdentifierKind.EMAIL, email)
         profile = get_object_or_404(profiles_for_documents(Profile.objects.with_identifier(kind, value)))
         return Response(SeedProfileSerializer(profile).data)

@@ -5,7 +5,10 @@ Values are normalized the way records are (``INDIA`` = ``India``, ``UK`` = ``Uni
 matches on personal data would let a client enumerate people.
 """
 
+import datetime as dt
+
 from django import forms
+from django.core.validators import ProhibitNullCharactersValidator
 from django.db.models import Exists, OuterRef, Q
 from django_filters import rest_framework as filters
 from django_filters.widgets import QueryArrayWidget
@@ -20,6 +23,11 @@ class ListField(forms.Field):
     """Several values, given repeated (``?interests=a&interests=b``) or comma-separated."""
 
     widget = QueryArrayWidget
+    default_validators = [ProhibitNullCharactersValidator()]
+
+    def run_validators(self, value):
+        for item in value:
+            super().run_validators(item)
 
     def to_python(self, value):
         if not value:
@@ -31,6 +39,13 @@ class ListField(forms.Field):
 @extend_schema_field(serializers.ListField(child=serializers.CharField()))
 class ListFilter(filters.Filter):
     field_class = ListField
+
+
+class UtcDateTimeFilter(filters.IsoDateTimeFilter):
+    """ISO 8601 with any offset Python reads; compared in UTC (PostgreSQL refuses offsets past 15:59)."""
+
+    def filter(self, qs, value):
+        return super().filter(qs, value.astimezone(dt.UTC) if value else value)
 
 
 def _normalized(normalizer, value: str) -> str:
@@ -64,8 +79,8 @@ class ProfileFilterSet(filters.FilterSet):
     interests = ListFilter(method="filter_interests_any", help_text="Any of these interests.")
     interests_all = ListFilter(method="filter_interests_all", help_text="All of these interests.")
     multi_device = filters.BooleanFilter(method="filter_multi_device", help_text="Seen on two or more cookies.")
-    first_seen_after = filters.IsoDateTimeFilter(field_name="first_seen", lookup_expr="gte")
-    first_seen_before = filters.IsoDateTimeFilter(field_name="first_seen", lookup_expr="lt")
+    first_seen_after = UtcDateTimeFilter(field_name="first_seen", lookup_expr="gte")
+    first_seen_before = UtcDateTimeFilter(field_name="first_seen", lookup_expr="lt")
 
     class Meta:
         model = Profile

@@ -18,6 +18,41 @@ MAX_BATCH = 1000
 INGEST_STATUSES = ["created", "updated", "merged", "rejected"]
 
 
+BAD_TEXT = "Text must be valid Unicode without NUL characters."
+
+
+def storable_text(text: str) -> bool:
+    """PostgreSQL stores neither NUL characters nor lone surrogates (which JSON's \\u escapes allow)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def first_unstorable_path(value: object, path: str) -> str | None:
+    """The dotted path of the first key or text in a JSON value that cannot be stored, if any."""
+    if isinstance(value, str):
+        return None if storable_text(value) else path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if storable_text(key) else path
+            if child == path or (found := first_unstorable_path(item, child)):
+                return found or path
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if found := first_unstorable_path(item, f"{path}[{index}]"):
+                return found
+    return None
+
+
+def validate_storable(value: str) -> None:
+    if not storable_text(value):
+        raise serializers.ValidationError(BAD_TEXT)
+
+
 class StrictSerializer(serializers.Serializer):
     """Refuses keys it does not know, naming them, so a typo (``contry``) is not silently dropped."""
 
@@ -116,6 +151,8 @@ class RecordDataSerializer(serializers.Serializer):
     education = ScalarField()
 
     def to_internal_value(self, data):
+        if isinstance(data, dict) and (path := first_unstorable_path(data, "data")):
+            raise serializers.ValidationError({path.split(".", 1)[-1]: [BAD_TEXT]})
         value = super().to_internal_value(data)
         extra = set(data) - set(self.fields)
         if len(extra) > MAX_EXTRA_FIELDS:
@@ -129,7 +166,10 @@ class RecordDataSerializer(serializers.Serializer):
 class IngestSerializer(StrictSerializer):
     data = RecordDataSerializer()
     message_id = serializers.CharField(
-        max_length=200, required=False, help_text="Makes retries safe: one record per id, the same answer each time."
+        max_length=200,
+        required=False,
+        validators=[validate_storable],
+        help_text="Makes retries safe: one record per id, the same answer each time.",
     )
 
 
@@ -137,6 +177,19 @@ class IngestBatchSerializer(StrictSerializer):
     batch = serializers.ListField(
         child=serializers.JSONField(), min_length=1, max_length=MAX_BATCH, help_text="Items shaped like /api/ingest."
     )
+
+
+class UserLookupQuerySerializer(serializers.Serializer):
+    cookie = serializers.CharField(required=False, allow_blank=True, max_length=255, help_text="Exact cookie.")
+    email = serializers.CharField(
+        required=False, allow_blank=True, max_length=255, help_text="Exact email (case and spaces ignored)."
+    )
+
+    def validate(self, attrs):
+        attrs = {key: value.strip() for key, value in attrs.items()}
+        if not attrs.get("cookie") and not attrs.get("email"):
+            raise serializers.ValidationError("Give a cookie or an email: /api/user?cookie=... or ?email=...")
+        return attrs
 
 
 class IngestResultSerializer(serializers.Serializer):

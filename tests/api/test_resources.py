@@ -96,3 +96,8 @@ def test_unknown_ids_answer_404_json(read_client, db):
     response = read_client.get("/api/v1/profiles/999999/")
     assert response.status_code == 404
     assert response.json()["detail"]
+
+
+@pytest.mark.parametrize("page_size", ["null", "0", "-3", "x"])
+def test_an_invalid_page_size_is_a_400(read_client, page_size):
+    assert read_client.get("/api/v1/profiles/", {"page_size": page_size}).status_code == 400

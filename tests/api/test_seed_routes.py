@@ -266,3 +266,46 @@ def test_cohort_route_answers_an_empty_list_not_404_when_nobody_matches(read_cli
 def test_health_answers_anonymously_with_database_state(client):
     response = client.get("/api/health")
     assert (response.status_code, response.json()) == (200, {"status": "OK", "database": "ok"})
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"data": {"cookie": "a\\u0000b", "created_at": "03/10/2025 15:30"}}', "cookie"),
+        ('{"data": {"cookie": "c", "created_at": "03/10/2025 15:30", "note": "\\ud800"}}', "note"),
+        ('{"data": {"cookie": "c", "created_at": "03/10/2025 15:30", "location": {"city": "\\u0000"}}}', "location"),
+        ('{"data": {"cookie": "c", "created_at": "03/10/2025 15:30"}, "message_id": "m\\u0000"}', "message_id"),
+    ],
+)
+def test_text_the_database_cannot_store_is_a_400_naming_the_field(ingest_client, body, field):
+    response = ingest_client.post("/api/ingest", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert field in response.content.decode()
+    assert not RawRecord.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"interests": "a\x00b"},
+        {"interests_all": "\x00"},
+        {"state": "\x00"},
+        {"limit": "null"},
+        {"offset": "-1"},
+        {"limit": "0"},
+        {"age_min": "old"},
+        {"first_seen_after": "not-a-date"},
+    ],
+)
+def test_invalid_cohort_query_parameters_are_a_400(read_client, params):
+    assert read_client.get("/api/cohort/user", params).status_code == 400
+
+
+def test_an_extreme_utc_offset_in_a_date_filter_is_compared_in_utc(read_client):
+    response = read_client.get("/api/cohort/user", {"first_seen_after": "2025-01-01T00:00:00+23:00"})
+    assert (response.status_code, response.json()) == (200, [])
+
+
+@pytest.mark.parametrize("params", [{"cookie": "\x00"}, {"email": "a\x00@example.com"}, {"cookie": "c" * 300}])
+def test_invalid_user_lookup_parameters_are_a_400(read_client, params):
+    assert read_client.get("/api/user", params).status_code == 400
