@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, connection
+from django.http import JsonResponse
+from django.views.defaults import page_not_found
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -147,3 +149,21 @@ class HealthView(views.APIView):
         if _database_reachable():
             return Response({"status": "OK", "database": "ok"})
         return Response({"status": "DOWN", "database": "unreachable"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+def not_found(request, exception):
+    """404 for URLs no route matches: JSON under /api/ (what clients parse), Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)
+
+
+def empty_query_values_mean_no_filter(result, generator, request, public):
+    """Filter forms send every field, empty ones as ``?status=``; that means "no filter", so say so."""
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                schema = parameter.get("schema", {})
+                if parameter.get("in") == "query" and "enum" in schema and "" not in schema["enum"]:
+                    schema["enum"] = [*schema["enum"], ""]
+    return result

@@ -141,6 +141,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "analytics_site.api.empty_query_values_mean_no_filter",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ImportRunStatusEnum": "users_app.models.ImportRun.Status",
         "IngestStatusEnum": "users_app.serializers.INGEST_STATUSES",

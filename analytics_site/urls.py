@@ -15,6 +15,8 @@ from users_app.api import (
     UserLookupView,
 )
 
+handler404 = "analytics_site.api.not_found"
+
 router = DefaultRouter()
 router.register("profiles", ProfileViewSet)
 router.register("raw-records", RawRecordViewSet)

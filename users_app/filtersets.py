@@ -41,6 +41,25 @@ class ListFilter(filters.Filter):
     field_class = ListField
 
 
+class StrictBooleanField(forms.Field):
+    """true/false (also 1/0, yes/no); empty means no filter; anything else is an error, not ignored."""
+
+    VALUES = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        try:
+            return self.VALUES[str(value).lower()]
+        except KeyError:
+            raise forms.ValidationError("Must be true or false.") from None
+
+
+@extend_schema_field(serializers.BooleanField())
+class StrictBooleanFilter(filters.Filter):
+    field_class = StrictBooleanField
+
+
 class UtcDateTimeFilter(filters.IsoDateTimeFilter):
     """ISO 8601 with any offset Python reads; compared in UTC (PostgreSQL refuses offsets past 15:59)."""
 
@@ -78,7 +97,7 @@ class ProfileFilterSet(filters.FilterSet):
     education = filters.CharFilter(field_name="education", lookup_expr="iexact")
     interests = ListFilter(method="filter_interests_any", help_text="Any of these interests.")
     interests_all = ListFilter(method="filter_interests_all", help_text="All of these interests.")
-    multi_device = filters.BooleanFilter(method="filter_multi_device", help_text="Seen on two or more cookies.")
+    multi_device = StrictBooleanFilter(method="filter_multi_device", help_text="Seen on two or more cookies.")
     first_seen_after = UtcDateTimeFilter(field_name="first_seen", lookup_expr="gte")
     first_seen_before = UtcDateTimeFilter(field_name="first_seen", lookup_expr="lt")
 
@@ -116,4 +135,6 @@ class ProfileFilterSet(filters.FilterSet):
         return queryset
 
     def filter_multi_device(self, queryset, name, value):
+        if value is None:
+            return queryset
         return queryset.multi_device() if value else queryset.filter(cookie_count__lt=2)

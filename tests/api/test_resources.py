@@ -101,3 +101,23 @@ def test_unknown_ids_answer_404_json(read_client, db):
 @pytest.mark.parametrize("page_size", ["null", "0", "-3", "x"])
 def test_an_invalid_page_size_is_a_400(read_client, page_size):
     assert read_client.get("/api/v1/profiles/", {"page_size": page_size}).status_code == 400
+
+
+def test_multi_device_accepts_true_false_and_empty_and_refuses_anything_else(read_client, people):
+    _, single = people
+    assert [p["id"] for p in read_client.get("/api/v1/profiles/", {"multi_device": "false"}).json()["results"]] == [
+        single.id
+    ]
+    assert len(read_client.get("/api/v1/profiles/", {"multi_device": ""}).json()["results"]) == 2
+    assert read_client.get("/api/v1/profiles/", {"multi_device": "null"}).status_code == 400
+
+
+def test_an_empty_choice_filter_means_no_filter_as_a_submitted_filter_form_sends_it(read_client, people):
+    assert len(read_client.get("/api/v1/raw-records/", {"source": ""}).json()["results"]) == 4
+    assert read_client.get("/api/v1/raw-records/", {"source": "fax"}).status_code == 400
+
+
+def test_a_url_no_api_route_matches_answers_json_404(read_client, db):
+    response = read_client.get("/api/v1/profiles/1.5e-38/")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
