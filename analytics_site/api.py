@@ -158,12 +158,20 @@ def not_found(request, exception):
     return page_not_found(request, exception)
 
 
+PAGING_PARAMETERS = {"limit", "offset", "page_size", "cursor"}
+EMPTY_TEXT = {"type": "string", "enum": [""]}
+
+
 def empty_query_values_mean_no_filter(result, generator, request, public):
     """Filter forms send every field, empty ones as ``?status=``; that means "no filter", so say so."""
     for path in result.get("paths", {}).values():
         for operation in path.values():
             for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                if parameter.get("in") != "query" or parameter["name"] in PAGING_PARAMETERS:
+                    continue
                 schema = parameter.get("schema", {})
-                if parameter.get("in") == "query" and "enum" in schema and "" not in schema["enum"]:
+                if "enum" in schema and "" not in schema["enum"]:
                     schema["enum"] = [*schema["enum"], ""]
+                elif schema.get("type") in ("integer", "number", "boolean") or "format" in schema:
+                    parameter["schema"] = {"anyOf": [schema, EMPTY_TEXT]}
     return result

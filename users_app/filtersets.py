@@ -11,6 +11,7 @@ from django import forms
 from django.core.validators import ProhibitNullCharactersValidator
 from django.db.models import Exists, OuterRef, Q
 from django_filters import rest_framework as filters
+from django_filters.fields import IsoDateTimeField
 from django_filters.widgets import QueryArrayWidget
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -36,7 +37,8 @@ class ListField(forms.Field):
         return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
 
 
-@extend_schema_field(serializers.ListField(child=serializers.CharField()))
+# Items may be empty: a filter form sends an empty field, meaning no filter.
+@extend_schema_field(serializers.ListField(child=serializers.CharField(allow_blank=True)))
 class ListFilter(filters.Filter):
     field_class = ListField
 
@@ -60,11 +62,23 @@ class StrictBooleanFilter(filters.Filter):
     field_class = StrictBooleanField
 
 
-class UtcDateTimeFilter(filters.IsoDateTimeFilter):
-    """ISO 8601 with any offset Python reads; compared in UTC (PostgreSQL refuses offsets past 15:59)."""
+class UtcDateTimeField(IsoDateTimeField):
+    """ISO 8601 with any offset Python reads, turned into UTC (PostgreSQL refuses offsets past 15:59)."""
 
-    def filter(self, qs, value):
-        return super().filter(qs, value.astimezone(dt.UTC) if value else value)
+    def to_python(self, value):
+        value = super().to_python(value)
+        try:
+            return value.astimezone(dt.UTC) if value else value
+        except OverflowError:
+            raise forms.ValidationError("Outside the years 1 to 9999 in UTC.") from None
+
+
+class UtcDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
+
+
+class IntegerFilter(filters.NumberFilter):
+    field_class = forms.IntegerField
 
 
 def _normalized(normalizer, value: str) -> str:
@@ -88,12 +102,12 @@ class ProfileFilterSet(filters.FilterSet):
     country = filters.CharFilter(method="filter_country", help_text="Country name, code or alias.")
     state = filters.CharFilter(field_name="state", lookup_expr="iexact")
     city = filters.CharFilter(field_name="city", lookup_expr="iexact")
-    age_min = filters.NumberFilter(field_name="age", lookup_expr="gte")
-    age_max = filters.NumberFilter(field_name="age", lookup_expr="lte")
+    age_min = IntegerFilter(field_name="age", lookup_expr="gte")
+    age_max = IntegerFilter(field_name="age", lookup_expr="lte")
     gender = filters.CharFilter(method="filter_gender")
     income = filters.CharFilter(field_name="income", lookup_expr="iexact", help_text="Income bracket text.")
-    income_min = filters.NumberFilter(method="filter_income_min", help_text="Income range reaching this amount.")
-    income_max = filters.NumberFilter(method="filter_income_max", help_text="Income range starting at or below.")
+    income_min = IntegerFilter(method="filter_income_min", help_text="Income range reaching this amount.")
+    income_max = IntegerFilter(method="filter_income_max", help_text="Income range starting at or below.")
     education = filters.CharFilter(field_name="education", lookup_expr="iexact")
     interests = ListFilter(method="filter_interests_any", help_text="Any of these interests.")
     interests_all = ListFilter(method="filter_interests_all", help_text="All of these interests.")

@@ -222,7 +222,12 @@ def parse_created_at(value: object) -> dt.datetime:
             ) from None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:
+        raise RecordRejected(
+            f"created_at: '{text[:60]}' is outside the years 1 to 9999 in UTC", ("created_at",)
+        ) from None
 
 
 @lru_cache(maxsize=4096)

@@ -1,0 +1,271 @@
+"""Schemathesis over the OpenAPI document: every operation, called in-process through Django's WSGI app.
+
+Every operation gets schema-valid (positive) and schema-violating (negative) requests, sent with a key of
+the scope it needs (ingest key for POST /api/ingest*, read key for the rest). Four properties, one test
+each, so a failure of one does not hide the others:
+
+* no request gets a 5xx;
+* answers match the document: documented status codes, content types, headers and bodies;
+* schema-violating requests are refused with a 4xx;
+* operations that declare auth refuse the same request without a key and with a wrong one.
+
+Loading: ``schemathesis.pytest.from_fixture`` does not work with pytest 9.2 (it sets ``Item._nodeid``, which
+pytest 9.2 removed), and /api/schema/ needs a login, which does not exist at import time. So the document
+comes from drf-spectacular's generator (the one the view serves; the first test checks they are equal) and
+``schema.app`` points schemathesis at the WSGI app.
+
+Database: ``transaction=True``. The calls go through Django's real ``WSGIHandler``, which sends
+``request_finished`` and so runs ``close_old_connections`` after each call; inside the rollback-only
+transaction of a plain ``django_db`` test that closes the connection mid-test (the autocommit state differs
+from the settings). With committed data the app also runs as in production: ``run_with_retries`` can
+retry, and each ingest is committed before the next request reads it.
+
+Random data almost never makes a record the ingest routes accept, or an id that exists, so a hook steers
+part of the positive cases to seeded ids and cookies and to records with a usable cookie and a readable
+``created_at``; without it, the storage path and the 200 bodies of the detail routes would go unchecked.
+Generation is derandomized, so a run is reproducible and a CI failure replays locally.
+"""
+
+import copy
+import datetime as dt
+import json
+
+import hypothesis
+import pytest
+import schemathesis
+from django.core.wsgi import get_wsgi_application
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.renderers import OpenApiJsonRenderer
+from hypothesis import strategies as st
+from schemathesis.generation import GenerationMode
+from schemathesis.specs.openapi import checks as openapi_checks
+
+from tests.api.conftest import SEED_RECORD, client_with
+from users_app.models import ImportRun, Profile, RawRecord
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MAX_EXAMPLES = 50
+INGEST_PATHS = {"/api/ingest", "/api/ingest/batch"}
+FUZZ_SETTINGS = hypothesis.settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[
+        hypothesis.HealthCheck.function_scoped_fixture,
+        hypothesis.HealthCheck.too_slow,
+    ],
+)
+
+
+def openapi_document() -> dict:
+    """What GET /api/schema/?format=json serves, built without a request (the view needs a login)."""
+    return json.loads(OpenApiJsonRenderer().render(SchemaGenerator().get_schema(request=None, public=True)))
+
+
+schema = schemathesis.openapi.from_dict(openapi_document())
+schema.app = get_wsgi_application()
+schema.config.generation.update(
+    modes=list(GenerationMode), max_examples=MAX_EXAMPLES, with_security_parameters=False, deterministic=True
+)
+
+# What the seeding fixture stored, for the hook below: {"/api/v1/profiles/{id}/": [ids], "cookie": [...], ...}
+SEEDED: dict[str, list] = {}
+
+
+@pytest.fixture(autouse=True)
+def seeded(ingest_key):
+    """A multi-device person (two cookies, one email), their raw records and an import run."""
+    ingest = client_with(ingest_key)
+    second_device = copy.deepcopy(SEED_RECORD)
+    second_device["data"]["cookie"] = "second_device"
+    for payload in (SEED_RECORD, second_device):
+        assert ingest.post("/api/ingest", payload, format="json").status_code in (200, 201)
+    ImportRun.objects.create(file_name="f.csv", sha256="0" * 64)
+    profile_ids = list(Profile.objects.values_list("pk", flat=True))
+    SEEDED.clear()
+    SEEDED.update(
+        {
+            "/api/v1/profiles/{id}/": profile_ids,
+            "/api/v1/cohort-members/{id}/": profile_ids,
+            "/api/v1/raw-records/{id}/": list(RawRecord.objects.values_list("pk", flat=True)),
+            "/api/v1/import-runs/{id}/": list(ImportRun.objects.values_list("pk", flat=True)),
+            "cookie": [SEED_RECORD["data"]["cookie"], "second_device"],
+            "email": [SEED_RECORD["data"]["email"]],
+        }
+    )
+    yield
+    SEEDED.clear()
+
+
+def created_at_values():
+    """Dates ``created_at`` accepts: the CSV formats and ISO 8601, naive or with any UTC offset."""
+    offsets = st.timedeltas(
+        min_value=dt.timedelta(hours=-23, minutes=-59), max_value=dt.timedelta(hours=23, minutes=59)
+    )
+    aware = st.datetimes(timezones=st.builds(dt.timezone, offsets.map(lambda d: d - d % dt.timedelta(minutes=1))))
+    return st.one_of(
+        st.datetimes().map(lambda d: d.strftime("%m/%d/%Y %H:%M")),
+        st.datetimes().map(lambda d: d.isoformat()),
+        aware.map(lambda d: d.isoformat()),
+    )
+
+
+def ingestible(data):
+    """A generated record made ingestible: a usable cookie and a readable ``created_at``, the rest as generated."""
+    data = copy.deepcopy(data) if isinstance(data, dict) else {}
+    return st.fixed_dictionaries(
+        {"cookie": st.one_of(st.sampled_from(SEEDED["cookie"]), st.text(min_size=1)), "created_at": created_at_values()}
+    ).map(lambda usable: {**data, **usable})
+
+
+@schema.hook
+def flatmap_case(context, case):
+    """Steer positive cases towards what exists and what the ingest routes accept (negative ones stay as they are)."""
+    if case.meta is None or case.meta.generation.mode is not GenerationMode.POSITIVE or not SEEDED:
+        return st.just(case)
+    path, body = case.operation.path, case.body
+
+    if path in SEEDED:
+        ids = st.sampled_from(SEEDED[path])
+        return st.one_of(st.just(case), ids.map(lambda pk: _replaced(case, path_parameters={"id": pk})))
+    if path == "/api/user":
+        lookups = st.one_of(
+            st.sampled_from(SEEDED["cookie"]).map(lambda cookie: {"cookie": cookie}),
+            st.sampled_from(SEEDED["email"]).map(lambda email: {"email": email}),
+        )
+        return st.one_of(st.just(case), lookups.map(lambda query: _replaced(case, query=query)))
+    if path == "/api/ingest" and isinstance(body, dict):
+        return ingestible(body.get("data")).map(lambda data: _replaced(case, body={**body, "data": data}))
+    if path == "/api/ingest/batch" and isinstance(body, dict) and isinstance(body.get("batch"), list):
+        items = st.lists(ingestible({}).map(lambda data: {"data": data}), min_size=1, max_size=5)
+        return items.map(lambda batch: _replaced(case, body={"batch": [*body["batch"][:3], *batch]}))
+    return st.just(case)
+
+
+def _replaced(case, **parts):
+    """The case with some parts replaced (each draw gets a freshly generated case, so in place is safe)."""
+    for name, value in parts.items():
+        setattr(case, name, copy.deepcopy(value))
+    return case
+
+
+def call(case, ingest_key, read_key, checks):
+    key = ingest_key if case.path in INGEST_PATHS else read_key
+    case.call_and_validate(headers={"Authorization": f"Bearer {key}"}, checks=checks)
+
+
+def test_the_fuzzed_document_is_the_one_the_app_serves(read_client):
+    response = read_client.get("/api/schema/?format=json")
+
+    assert response.status_code == 200
+    assert json.loads(response.content) == openapi_document()
+
+
+def test_every_operation_is_fuzzed():
+    operations = {(op.ok().method.upper(), op.ok().path) for op in schema.get_all_operations()}
+    document = openapi_document()
+    assert operations == {(method.upper(), path) for path, item in document["paths"].items() for method in item}
+    assert len(operations) >= 13
+
+
+@schema.parametrize()
+@FUZZ_SETTINGS
+def test_no_request_gets_a_server_error(case, ingest_key, read_key):
+    call(case, ingest_key, read_key, [schemathesis.checks.not_a_server_error])
+
+
+@schema.parametrize()
+@FUZZ_SETTINGS
+def test_answers_match_the_documented_status_codes_content_types_headers_and_bodies(case, ingest_key, read_key):
+    checks = [
+        openapi_checks.status_code_conformance,
+        openapi_checks.content_type_conformance,
+        openapi_checks.response_headers_conformance,
+        openapi_checks.response_schema_conformance,
+    ]
+    call(case, ingest_key, read_key, checks)
+
+
+@schema.parametrize()
+@FUZZ_SETTINGS
+def test_schema_violating_requests_are_refused_with_a_4xx(case, ingest_key, read_key):
+    call(case, ingest_key, read_key, [openapi_checks.negative_data_rejection])
+
+
+@schema.parametrize()
+@FUZZ_SETTINGS
+def test_operations_that_declare_auth_refuse_requests_without_a_key_or_with_a_wrong_one(case, ingest_key, read_key):
+    call(case, ingest_key, read_key, [openapi_checks.ignored_auth])
+
+
+RECORD = {"cookie": "c1", "created_at": "03/10/2025 15:30"}
+YEAR_0 = "0001-01-01T00:00:00+05:00"  # 31 December of year 0 in UTC, which Python's datetime cannot hold
+
+
+def regression(name, method, path, data):
+    """One input the fuzzer found that once gave a 500."""
+    return pytest.param(method, path, data, id=name)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "data"),
+    [
+        # PostgreSQL refuses NUL characters in text and jsonb, and UTC offsets beyond +-15:59 (fixed).
+        regression("user-cookie-nul", "get", "/api/user", {"cookie": "a\x00b"}),
+        regression("user-email-nul", "get", "/api/user", {"email": "a\x00b"}),
+        regression("profiles-interests-nul", "get", "/api/v1/profiles/", {"interests": "a\x00b"}),
+        regression("profiles-interests_all-nul", "get", "/api/v1/profiles/", {"interests_all": "a\x00b"}),
+        regression("members-interests-nul", "get", "/api/v1/cohort-members/", {"interests": "a\x00b"}),
+        regression("cohort-interests-nul", "get", "/api/cohort/user", {"interests": "a\x00b"}),
+        regression(
+            "profiles-offset-16h", "get", "/api/v1/profiles/", {"first_seen_after": "2025-03-10T02:20:55-16:00"}
+        ),
+        regression("cohort-offset-16h", "get", "/api/cohort/user", {"first_seen_after": "0254-07-13T23:43:30.0-16:48"}),
+        regression("ingest-cookie-nul", "post", "/api/ingest", {"data": {**RECORD, "cookie": "a\x00b"}}),
+        regression("ingest-extra-field-nul", "post", "/api/ingest", {"data": {**RECORD, "note": "a\x00"}}),
+        regression(
+            "batch-one-item-with-nul",
+            "post",
+            "/api/ingest/batch",
+            {"batch": [{"data": {**RECORD, "cookie": "a\x00b"}}, {"data": RECORD}]},
+        ),
+        # Dates whose UTC value Python's datetime cannot hold (refused with a 400, fixed).
+        regression(
+            "profiles-first_seen_before-year-0-in-utc",
+            "get",
+            "/api/v1/profiles/",
+            {"first_seen_before": YEAR_0},
+        ),
+        regression(
+            "ingest-created_at-before-year-1-in-utc",
+            "post",
+            "/api/ingest",
+            {"data": {**RECORD, "created_at": YEAR_0}},
+        ),
+        regression(
+            "ingest-created_at-after-year-9999-in-utc",
+            "post",
+            "/api/ingest",
+            {"data": {**RECORD, "created_at": "9999-12-31T23:59:59-05:00"}},
+        ),
+        regression(
+            "batch-one-item-before-year-1-in-utc",
+            "post",
+            "/api/ingest/batch",
+            {"batch": [{"data": {**RECORD, "created_at": YEAR_0}}, {"data": RECORD}]},
+        ),
+    ],
+)
+def test_inputs_the_fuzzer_found_are_refused_or_accepted_without_a_server_error(
+    method, path, data, ingest_key, read_key
+):
+    client = client_with(ingest_key if path in INGEST_PATHS else read_key)
+    client.raise_request_exception = False
+    response = client.get(path, data) if method == "get" else client.post(path, data, format="json")
+
+    assert response.status_code < 500, response.content[:300]
+    if path == "/api/ingest/batch":  # a bad item does not sink the good one next to it
+        assert response.status_code == 200, response.content[:300]
+        assert response.json()[-1]["status"] in ("created", "updated"), response.json()
