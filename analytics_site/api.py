@@ -129,6 +129,9 @@ class PersonalDataViewSet(viewsets.ReadOnlyModelViewSet):
     pagination_class = BigListPagination
 
 
+HEALTH_SCHEMA = inline_serializer("Health", {"status": serializers.CharField(), "database": serializers.CharField()})
+
+
 class HealthView(views.APIView):
     """Liveness plus database reachability; the only route that answers anonymously."""
 
@@ -138,10 +141,8 @@ class HealthView(views.APIView):
 
     @extend_schema(
         responses={
-            200: inline_serializer("Health", {"status": serializers.CharField(), "database": serializers.CharField()}),
-            503: inline_serializer(
-                "HealthDown", {"status": serializers.CharField(), "database": serializers.CharField()}
-            ),
+            200: HEALTH_SCHEMA,
+            503: HEALTH_SCHEMA,
         },
         auth=[],
     )

@@ -57,6 +57,6 @@ class CohortUserView(generics.ListAPIView):
 class CohortMemberViewSet(PersonalDataViewSet):
     """Profiles seen on two or more cookies, with the profile filters."""
 
-    queryset = Profile.objects.multi_device().prefetch_related("interests")
+    queryset = Profile.objects.multi_device().with_interest_names()
     serializer_class = ProfileSerializer
     filterset_class = ProfileFilterSet

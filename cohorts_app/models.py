@@ -3,10 +3,12 @@
 Derived from profiles, never stored apart from them, so it is always current.
 """
 
-from users_app.models import Profile
+from django.db import models
+
+from users_app.models import Profile, ProfileQuerySet
 
 
-class CohortManager(Profile.objects.__class__):
+class CohortManager(models.Manager.from_queryset(ProfileQuerySet)):
     def get_queryset(self):
         return super().get_queryset().multi_device()
 

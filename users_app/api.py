@@ -5,7 +5,6 @@ Views validate with serializers and hand records to ``records_ingest``; they hol
 
 from __future__ import annotations
 
-from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, views
@@ -18,7 +17,7 @@ from analytics_site.api import PayloadTooLarge, PersonalDataViewSet
 from .access import CanIngest, CanReadPersonalData, IngestRateThrottle, ReadRateThrottle
 from .filtersets import ProfileFilterSet
 from .ingestion import IncomingRecord, RecordOutcome, records_ingest, run_with_retries
-from .models import IdentifierKind, ImportRun, Interest, Profile, RawRecord
+from .models import IdentifierKind, ImportRun, Profile, RawRecord
 from .serializers import (
     ImportRunDetailSerializer,
     ImportRunSerializer,
@@ -39,7 +38,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 def profiles_for_documents(queryset):
     """Profiles with what the seed's document shape reads, in three queries for any number."""
-    return queryset.prefetch_related("identifiers", Prefetch("interests", queryset=Interest.objects.only("name")))
+    return queryset.with_interest_names().prefetch_related("identifiers")
 
 
 class IngestBase(views.APIView):
@@ -166,7 +165,7 @@ class UserLookupView(views.APIView):
 class ProfileViewSet(PersonalDataViewSet):
     """Profiles: one per person. Filter with the same parameters as the cohort route."""
 
-    queryset = Profile.objects.prefetch_related(Prefetch("interests", queryset=Interest.objects.only("name")))
+    queryset = Profile.objects.with_interest_names()
     filterset_class = ProfileFilterSet
     # Whole identifiers only ("=" is an exact, case-insensitive match): no partial matching on PII.
     search_fields = ["=identifiers__value"]

@@ -186,14 +186,13 @@ def header_columns(header: list[str], name: str) -> list[str]:
 
 def row_data(columns: list[str], values: list[str]) -> tuple[dict, list[str]]:
     data = dict(zip(columns, values, strict=False))
-    warnings = []
+    if len(values) == len(columns):
+        return data, []
     if len(values) > len(columns):
         data[EXTRA_VALUES_KEY] = values[len(columns) :]
-        warnings.append(f"row has {len(values)} values but the header has {len(columns)} columns")
-    elif len(values) < len(columns):
+    else:
         data.update(dict.fromkeys(columns[len(values) :], ""))
-        warnings.append(f"row has {len(values)} values but the header has {len(columns)} columns")
-    return data, warnings
+    return data, [f"row has {len(values)} values but the header has {len(columns)} columns"]
 
 
 class _DryRun(Exception):

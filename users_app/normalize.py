@@ -264,10 +264,8 @@ def normalize_label(value: object, field_name: str) -> str:
 
 
 def normalize_age(value: object) -> int | None:
-    if value is None or isinstance(value, bool):
-        if isinstance(value, bool):
-            raise FieldWarning(f"age: '{value}' is not a whole number")
-        return None
+    if isinstance(value, bool):
+        raise FieldWarning(f"age: '{value}' is not a whole number")
     text = _text(value)
     if not text:
         return None

@@ -64,19 +64,26 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class OptionalValueField(serializers.Field):
+    """A record field that may be absent or null and is kept as sent (the raw log stores it verbatim)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return value
+
+
 @extend_schema_field({"oneOf": [{"type": "string"}, {"type": "number"}], "nullable": True})
-class ScalarField(serializers.Field):
+class ScalarField(OptionalValueField):
     """Text, a number or null, as a CSV cell would hold; anything else is a type error."""
 
     default_error_messages = {
         "type": "Must be text, a number or null.",
         "length": f"At most {MAX_TEXT_LENGTH} characters.",
     }
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("required", False)
-        kwargs.setdefault("allow_null", True)
-        super().__init__(**kwargs)
 
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, (str, int, float)):
@@ -85,22 +92,14 @@ class ScalarField(serializers.Field):
             self.fail("length")
         return data
 
-    def to_representation(self, value):
-        return value
-
 
 @extend_schema_field({"oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}], "nullable": True})
-class InterestsField(serializers.Field):
+class InterestsField(OptionalValueField):
     default_error_messages = {
         "type": "Must be a list of text (or one text with '|' between interests).",
         "count": f"At most {MAX_INTERESTS} interests.",
         "length": f"Each interest has at most {MAX_INTEREST_LENGTH} characters.",
     }
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("required", False)
-        kwargs.setdefault("allow_null", True)
-        super().__init__(**kwargs)
 
     def to_internal_value(self, data):
         items = data.split("|") if isinstance(data, str) else data
@@ -111,9 +110,6 @@ class InterestsField(serializers.Field):
         if any(len(i) > MAX_INTEREST_LENGTH for i in items):
             self.fail("length")
         return data
-
-    def to_representation(self, value):
-        return value
 
 
 class LocationSerializer(StrictSerializer):
