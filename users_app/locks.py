@@ -25,6 +25,8 @@ def _lock_file_path() -> str:
     name = str(connection.settings_dict["NAME"])
     if os.path.isabs(name) and os.path.isdir(os.path.dirname(name)):
         return f"{name}.writer.lock"
+    if name == ":memory:" or "mode=memory" in name:
+        name += f":{os.getpid()}"  # an in-memory database lives in this process only
     digest = hashlib.sha256(name.encode()).hexdigest()[:16]
     return os.path.join(tempfile.gettempdir(), f"analytics-{digest}.writer.lock")
 

@@ -38,9 +38,10 @@ def first_unstorable_path(value: object, path: str) -> str | None:
         return None if storable_text(value) else path
     if isinstance(value, dict):
         for key, item in value.items():
-            child = f"{path}.{key}" if storable_text(key) else path
-            if child == path or (found := first_unstorable_path(item, child)):
-                return found or path
+            if not storable_text(key):
+                return path
+            if found := first_unstorable_path(item, f"{path}.{key}"):
+                return found
     if isinstance(value, list):
         for index, item in enumerate(value):
             if found := first_unstorable_path(item, f"{path}[{index}]"):
