@@ -159,7 +159,8 @@ def not_found(request, exception):
     return page_not_found(request, exception)
 
 
-PAGING_PARAMETERS = {"limit", "offset", "page_size", "cursor"}
+# Parameters that shape the answer rather than filter it: sent empty, they are an error, not "no filter".
+SHAPE_PARAMETERS = {"limit", "offset", "page_size", "cursor", "period", "periods"}
 EMPTY_TEXT = {"type": "string", "enum": [""]}
 
 
@@ -168,7 +169,7 @@ def empty_query_values_mean_no_filter(result, generator, request, public):
     for path in result.get("paths", {}).values():
         for operation in path.values():
             for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
-                if parameter.get("in") != "query" or parameter["name"] in PAGING_PARAMETERS:
+                if parameter.get("in") != "query" or parameter["name"] in SHAPE_PARAMETERS:
                     continue
                 schema = parameter.get("schema", {})
                 if "enum" in schema and "" not in schema["enum"]:

@@ -7,6 +7,7 @@ DJANGO_ALLOWED_HOSTS  default: localhost,127.0.0.1
 IDENTITY_MATCH_PHONE  default: off (phone numbers are traits, not identifiers)
 IDENTIFIER_BLOCKLIST  comma-separated identifier values that never link records
 API_RATE_INGEST / API_RATE_READ  requests per key, e.g. 60000/min (per server process)
+IMPORT_UPLOAD_DIR   default: uploads/ in the project folder (CSV files uploaded in the admin, while imported)
 """
 
 from pathlib import Path
@@ -27,12 +28,13 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "analytics_site.admin_site.AnalyticsAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -92,6 +94,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# Project-wide static files: vendored libraries (static/vendor/README.md says where each comes from).
+STATICFILES_DIRS = [BASE_DIR / "static"]
 # whitenoise serves static files under gunicorn (admin, Swagger UI from the sidecar); finders
 # let it serve them straight from the apps, so no collectstatic step is needed to run.
 # DJANGO_STATIC_ROOT is only needed for collectstatic.
@@ -100,6 +104,10 @@ WHITENOISE_USE_FINDERS = True
 
 IDENTITY_MATCH_PHONE = env.bool("IDENTITY_MATCH_PHONE", default=False)
 IDENTIFIER_BLOCKLIST = env.list("IDENTIFIER_BLOCKLIST", default=[])
+
+# Files uploaded on the admin's import page are streamed here (not to memory nor the system temp
+# dir, often RAM-backed) and deleted once imported.
+IMPORT_UPLOAD_DIR = Path(env.str("IMPORT_UPLOAD_DIR", default=str(BASE_DIR / "uploads")))
 
 # Requests larger than this are refused with 413 before they are read (the batch route's limit).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024

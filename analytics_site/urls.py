@@ -5,7 +5,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.routers import DefaultRouter
 
 from analytics_site.api import HealthView
-from cohorts_app.api import CohortMemberViewSet, CohortUserView
+from cohorts_app.api import CohortMemberViewSet, CohortUserView, SegmentViewSet
+from cohorts_app.retention_views import RetentionView
+from cohorts_app.stats_views import StatsView
 from users_app.api import (
     ImportRunViewSet,
     IngestBatchView,
@@ -22,6 +24,7 @@ router.register("profiles", ProfileViewSet)
 router.register("raw-records", RawRecordViewSet)
 router.register("import-runs", ImportRunViewSet)
 router.register("cohort-members", CohortMemberViewSet, basename="cohort-member")
+router.register("segments", SegmentViewSet)
 
 urlpatterns = [
     # The seed's routes, unchanged.
@@ -32,6 +35,8 @@ urlpatterns = [
     path("api/health", HealthView.as_view(), name="health"),
     # The resource API and its documentation.
     path("api/v1/", include(router.urls)),
+    path("api/v1/stats/", StatsView.as_view(), name="stats"),
+    path("api/v1/retention/", RetentionView.as_view(), name="retention"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import csv
 import itertools
+import threading
 from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
+from django.db import connection
+
 from users_app.ingestion import IncomingRecord, records_ingest, run_with_retries
+from users_app.locks import exclusive_writer
 from users_app.models import Identifier, ImportReject, ImportRun, Profile, ProfileInterest, ProfileMerge, RawRecord
 from users_app.normalize import RECORD_FIELDS
 
@@ -132,3 +137,26 @@ def database_snapshot() -> dict:
         ),
         "rejects": sorted(ImportReject.objects.values_list("line_number", "reason", "original")),
     }
+
+
+@contextmanager
+def writer_lock_held_elsewhere(seconds: float = 30):
+    """Another thread holds the writer lock (an import or rebuild running) until the block ends."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_lock():
+        try:
+            with exclusive_writer("test"):
+                holding.set()
+                release.wait(seconds)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        assert holding.wait(seconds)
+        yield
+    finally:
+        release.set()
+        holder.join()

@@ -2,15 +2,13 @@
 
 import csv
 import json
-import threading
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection, transaction
+from django.db import transaction
 
-from tests.builders import database_snapshot, profile_for, record, write_csv
+from tests.builders import database_snapshot, profile_for, record, write_csv, writer_lock_held_elsewhere
 from users_app.importing import csv_import
-from users_app.locks import exclusive_writer
 from users_app.models import ImportReject, ImportRun, Profile, RawRecord
 
 pytestmark = pytest.mark.django_db
@@ -177,25 +175,8 @@ def test_an_interrupted_import_resumes_and_ends_as_one_clean_run(tmp_path):
 
 def test_a_second_import_while_one_runs_is_refused_with_a_clear_message(tmp_path):
     path = write_csv(tmp_path / "busy.csv", [record(cookie="A")])
-    holding, release = threading.Event(), threading.Event()
-
-    def hold_lock():
-        try:
-            with exclusive_writer("test"):
-                holding.set()
-                release.wait(10)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold_lock)
-    holder.start()
-    try:
-        assert holding.wait(10)
-        with pytest.raises(CommandError, match="Another import or rebuild is running"):
-            call_command("import_csv", str(path))
-    finally:
-        release.set()
-        holder.join()
+    with writer_lock_held_elsewhere(), pytest.raises(CommandError, match="Another import or rebuild is running"):
+        call_command("import_csv", str(path))
     assert not RawRecord.objects.exists()
     run_import(path)
     assert RawRecord.objects.count() == 1

@@ -4,14 +4,56 @@ Profiles, identifiers and the ledger are derived from raw records by the resolve
 read-only here: editing them by hand would break the contract that a rebuild reproduces them.
 """
 
-from django.contrib import admin
-from django.utils import timezone
+from urllib.parse import urlencode
 
+from django.contrib import admin
+from django.contrib.admin.options import ShowFacets
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
+
+from .admin_filters import PROFILE_LIST_FILTERS
+from .filtersets import ProfileFilterSet
 from .models import ApiKey, BlockedIdentifier, Identifier, ImportReject, ImportRun, Profile, ProfileMerge, RawRecord
+from .normalize import FieldWarning, normalize_phone
+from .selectors import count_within, merge_history, planner_row_estimate
+from .upload_views import UPLOAD_PERMISSION
+
+RAW_RECORDS_SHOWN = 50
+FILTER_NAMES = frozenset(ProfileFilterSet.base_filters)
+COUNT_BUDGET_MS = 300
+COUNT_NOT_TRIED_ABOVE = 200_000  # rows PostgreSQL cannot count within the budget anyway
+
+
+class EstimatedCountPaginator(Paginator):
+    """The exact count when the database gives it within 0.3 s, else PostgreSQL's planner estimate.
+
+    A COUNT(*) over millions of profiles takes longer than the page itself; the list says when its
+    count is an estimate.
+    """
+
+    estimated = False
+
+    @cached_property
+    def count(self):
+        estimate = planner_row_estimate(self.object_list)
+        exact = None
+        if estimate is None or estimate < COUNT_NOT_TRIED_ABOVE:
+            exact = count_within(self.object_list, COUNT_BUDGET_MS)
+        if exact is not None:
+            return exact
+        self.estimated = True
+        return estimate
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    paginator = EstimatedCountPaginator
     show_full_result_count = False  # no second COUNT(*) over millions of rows per page
+    show_facets = ShowFacets.NEVER  # facet counts are one COUNT per filter choice
 
     def has_add_permission(self, request):
         return False
@@ -31,6 +73,11 @@ class IdentifierInline(admin.TabularInline):
     can_delete = False
 
 
+def _admin_link(obj, text=None):
+    url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, text or obj)
+
+
 @admin.register(Profile)
 class ProfileAdmin(ReadOnlyAdmin):
     list_display = (
@@ -38,16 +85,124 @@ class ProfileAdmin(ReadOnlyAdmin):
         "email",
         "cookie_count",
         "country",
-        "state",
         "age",
         "gender",
         "income",
+        "education",
+        "interest_list",
         "first_seen",
         "last_seen",
     )
-    list_filter = ("country", "gender", "education", "income")
-    search_fields = ("=identifiers__value",)
+    list_filter = PROFILE_LIST_FILTERS
+    list_per_page = 50
+    ordering = ("-id",)
+    search_fields = ("identifiers__value",)  # the search box; matching is get_search_results'
+    search_help_text = "A whole cookie, email or phone number (no partial matches on personal data)."
+    change_list_template = "admin/users_app/profile/change_list.html"
+
+    class Media:
+        css = {"all": ["users_app/profile_filters.css"]}
+
     inlines = [IdentifierInline]
+    fieldsets = (
+        (None, {"fields": ("id", "email", "cookie", "phone_number", "cookie_count", "first_seen", "last_seen")}),
+        ("Traits", {"fields": ("country", "state", "city", "age", "gender", "income", "education", "interest_list")}),
+        ("Where each trait came from", {"fields": ("trait_source_table",)}),
+        ("Raw records", {"fields": ("raw_record_table",)}),
+        ("Merge ledger", {"fields": ("merge_table",)}),
+    )
+    readonly_fields = (
+        "id", "email", "cookie", "phone_number", "cookie_count", "first_seen", "last_seen", "country", "state",
+        "city", "age", "gender", "income", "education", "interest_list", "trait_source_table",
+        "raw_record_table", "merge_table",
+    )  # fmt: skip
+
+    # Filters a list implies without a parameter (the multi-device cohort's list), kept when saving a segment.
+    implied_filters: dict[str, str] = {}
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_interest_names()
+
+    def changelist_view(self, request, extra_context=None):
+        filters = {**self.implied_filters}
+        filters.update((name, value) for name, value in request.GET.items() if name in FILTER_NAMES and value.strip())
+        return super().changelist_view(request, {"segment_query": urlencode(filters), **(extra_context or {})})
+
+    def get_search_results(self, request, queryset, search_term):
+        """Exact identifiers only, normalized as records are: email case, phone punctuation."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        match = Q(identifiers__value=term) | Q(identifiers__value=term.lower())
+        try:
+            phone = normalize_phone(term)
+        except FieldWarning:
+            phone = ""
+        if phone:
+            match |= Q(phone_number=phone) | Q(identifiers__value=phone)
+        return queryset.filter(pk__in=Profile.objects.filter(match).values("pk")), False
+
+    @admin.display(description="interests")
+    def interest_list(self, profile):
+        return ", ".join(sorted(interest.name for interest in profile.interests.all()))
+
+    @admin.display(description="trait sources")
+    def trait_source_table(self, profile):
+        rows = sorted(profile.trait_sources.items())
+        if not rows:
+            return "-"
+        records = RawRecord.objects.in_bulk([raw_id for _, (_, raw_id) in rows])
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (trait, _admin_link(records[raw_id], f"#{raw_id}") if raw_id in records else f"#{raw_id}",
+                 records[raw_id].created_at if raw_id in records else "")
+                for trait, (_, raw_id) in rows
+            ),
+        )  # fmt: skip
+        return format_html("<table><tr><th>trait</th><th>raw record</th><th>its created_at</th></tr>{}</table>", body)
+
+    @admin.display(description="raw records")
+    def raw_record_table(self, profile):
+        records = list(profile.raw_records.order_by("-created_at", "-id")[: RAW_RECORDS_SHOWN + 1])
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (_admin_link(r, f"#{r.pk}"), r.created_at, r.get_source_display(), r.data.get("cookie", ""),
+                 r.data.get("email", ""))
+                for r in records[:RAW_RECORDS_SHOWN]
+            ),
+        )  # fmt: skip
+        more = ""
+        if len(records) > RAW_RECORDS_SHOWN:
+            url = reverse("admin:users_app_rawrecord_changelist") + f"?profile__exact={profile.pk}"
+            more = format_html('<p><a href="{}">All raw records of this profile</a></p>', url)
+        return format_html(
+            "<table><tr><th>record</th><th>created_at</th><th>source</th><th>cookie</th><th>email</th></tr>{}</table>{}",
+            body,
+            more,
+        )
+
+    @admin.display(description="merges")
+    def merge_table(self, profile):
+        merges = merge_history(profile.pk)
+        if not merges:
+            return "No merges: every record joined this profile directly."
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}: {}</td><td>#{}</td></tr>",
+            (
+                (m.merged_at, m.absorbed_id, m.survivor_id, m.identifier_kind, m.identifier_value, m.raw_record_id)
+                for m in merges
+            ),
+        )
+        return format_html(
+            "<table><tr><th>when</th><th>absorbed profile</th><th>into</th><th>through</th>"
+            "<th>raw record</th></tr>{}</table>",
+            body,
+        )
 
 
 @admin.register(RawRecord)
@@ -79,9 +234,26 @@ class ImportRejectInline(admin.TabularInline):
 
 @admin.register(ImportRun)
 class ImportRunAdmin(ReadOnlyAdmin):
-    list_display = ("id", "file_name", "status", "rows", "accepted", "rejected", "warnings", "started_at")
+    """Runs are made by importing a file: "Add" opens the upload page."""
+
+    list_display = ("id", "file_name", "status", "rows", "accepted", "rejected", "warnings", "started_at", "pages")
     list_filter = ("status",)
+    readonly_fields = ("pages",)
     inlines = [ImportRejectInline]
+
+    def has_add_permission(self, request):
+        return request.user.has_perm(UPLOAD_PERMISSION)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return redirect(reverse("admin:import-upload", current_app=self.admin_site.name))
+
+    @admin.display(description="progress and rejects")
+    def pages(self, run):
+        return format_html(
+            '<a href="{}">progress</a> · <a href="{}">reject report (CSV)</a>',
+            reverse("admin:import-progress", args=[run.pk], current_app=self.admin_site.name),
+            reverse("admin:import-rejects", args=[run.pk], current_app=self.admin_site.name),
+        )
 
 
 @admin.register(BlockedIdentifier)

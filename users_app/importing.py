@@ -7,6 +7,7 @@
   transaction, so a kill loses at most the batch in flight and never half of one.
 - The whole file is checked for UTF-8 and a usable header before anything is written.
 - One import or rebuild at a time (``locks.exclusive_writer``); a second one is refused.
+- ``csv_import_start`` runs the same import in a background thread (the admin's upload page).
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import codecs
 import csv
 import hashlib
 import io
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
-from django.db import reset_queries, transaction
+from django.db import connection, reset_queries, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -29,6 +33,8 @@ from .ingestion import IdentityRules, IncomingRecord, records_ingest, run_with_r
 from .locks import exclusive_writer
 from .models import ImportReject, ImportRun, RawRecord
 from .normalize import RECORD_FIELDS
+
+logger = logging.getLogger(__name__)
 
 # Header spellings seen in exports from other tools -> our field names (compared lower-cased).
 HEADER_ALIASES = {
@@ -48,6 +54,8 @@ HEADER_ALIASES = {
 }
 EXTRA_VALUES_KEY = "_extra_values"
 DEFAULT_BATCH_SIZE = 5000
+IMPORT_THREAD_NAME = "csv-import"  # csv_import_start's threads are named "csv-import <file name>"
+REJECT_REPORT_COLUMNS = ("line_number", "reason", "original")
 MAX_COLUMNS = 1000
 # csv's default 128 KiB field limit would abort the whole file on one oversized cell; a larger
 # bound lets that row be rejected on its own.
@@ -93,13 +101,20 @@ class CsvRow:
     error: str = ""
 
 
-def inspect_file(path: Path) -> tuple[str, int]:
-    """sha256 and size of the file, after checking every byte is UTF-8."""
+class FileFacts(NamedTuple):
+    sha256: str
+    size: int
+    lines: int  # physical lines, the measure of an import's progress (``ImportRun.lines_done``)
+
+
+def inspect_file(path: Path) -> FileFacts:
+    """sha256, size and line count of the file, after checking every byte is UTF-8."""
     name = path.name
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     size = 0
     line = 1
+    last_byte = b""
     with path.open("rb") as handle:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
@@ -110,13 +125,14 @@ def inspect_file(path: Path) -> tuple[str, int]:
                 line += chunk[: exc.start].count(b"\n")
                 raise ImportFileError(ERROR_NOT_UTF8.format(name=name, line=line, detail=exc.reason)) from None
             line += chunk.count(b"\n")
+            last_byte = chunk[-1:]
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError as exc:
             raise ImportFileError(ERROR_NOT_UTF8.format(name=name, line=line, detail=exc.reason)) from None
     if size == 0:
         raise ImportFileError(ERROR_EMPTY.format(name=name))
-    return digest.hexdigest(), size
+    return FileFacts(digest.hexdigest(), size, lines=line - 1 if last_byte == b"\n" else line)
 
 
 class _LineTap:
@@ -205,12 +221,14 @@ def csv_import(
     batch_size: int = DEFAULT_BATCH_SIZE,
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    on_start: Callable[[ImportSummary], None] | None = None,
 ) -> ImportSummary:
-    """Import a CSV file. ``progress(bytes_done, bytes_total)`` is called after each batch."""
+    """Import a CSV file. ``progress(bytes_done, bytes_total)`` is called after each batch;
+    ``on_start(summary)`` once the file's run exists (new, resumed or already imported), before any row."""
     path = Path(path)
     if not path.is_file():
         raise ImportFileError(f"{path}: no such file.")
-    sha256, size = inspect_file(path)
+    facts = inspect_file(path)
     columns = read_columns(path)
     started = time.monotonic()
     summary = ImportSummary(import_run=None, file_name=path.name, status="", dry_run=dry_run)
@@ -218,13 +236,67 @@ def csv_import(
         try:
             # A dry run does all the work in a transaction it then rolls back: its figures are exact.
             with transaction.atomic() if dry_run else nullcontext():
-                _import_locked(path, columns, sha256, size, batch_size, summary, progress)
+                _import_locked(path, columns, facts, batch_size, summary, progress, on_start)
                 if dry_run:
                     raise _DryRun
         except _DryRun:
             pass
     summary.seconds = round(time.monotonic() - started, 3)
     return summary
+
+
+@dataclass(frozen=True)
+class BackgroundImport:
+    thread: threading.Thread
+    summary: ImportSummary  # as it stood when the run was known: its id, whether already imported
+
+
+def csv_import_start(*, path: str | Path, when_done: Callable[[], None] | None = None) -> BackgroundImport:
+    """Run ``csv_import`` in a background thread; return once the file's run exists.
+
+    What stops an import before its run exists (a file that cannot be imported, another import or
+    rebuild holding the writer lock) is raised here, and nothing is stored. After that the import
+    goes on alone and how it ends (completed, or failed and why) is in the run's status and error.
+    ``when_done()`` is called in the thread once the import has ended, however it ended.
+    """
+    known = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def on_start(summary: ImportSummary) -> None:
+        outcome["summary"] = replace(summary)  # a copy: the thread goes on filling in its own
+        known.set()
+
+    def work() -> None:
+        try:
+            csv_import(path=path, on_start=on_start)
+        except BaseException as exc:
+            if known.is_set():  # the run's status and error already say it; keep the traceback too
+                logger.exception("CSV import of %s failed", path)
+            else:
+                outcome["error"] = exc
+        finally:
+            try:
+                connection.close()  # the thread's own connection, which nothing else would close
+                if when_done:
+                    when_done()
+            finally:
+                known.set()
+
+    # A daemon: a server stopped mid-import leaves its run "running"; the next import of the same
+    # file marks it interrupted and resumes it after its last committed batch.
+    thread = threading.Thread(target=work, name=f"{IMPORT_THREAD_NAME} {Path(path).name}", daemon=True)
+    thread.start()
+    known.wait()
+    if "error" in outcome:
+        raise outcome["error"]
+    return BackgroundImport(thread=thread, summary=outcome["summary"])
+
+
+def reject_report_rows(import_run_id: int) -> Iterator[tuple[int, str, str]]:
+    """A run's rejects in file order, streamed: line number, reason, original text."""
+    rejects = ImportReject.objects.filter(import_run_id=import_run_id).order_by("line_number")
+    for line_number, reason, original in rejects.values_list(*REJECT_REPORT_COLUMNS).iterator(chunk_size=2000):
+        yield line_number, reason, original.rstrip("\r\n")
 
 
 def read_columns(path: Path) -> list[str]:
@@ -235,23 +307,29 @@ def read_columns(path: Path) -> list[str]:
     return header_columns(header.values, path.name)
 
 
-def _import_locked(path, columns, sha256, size, batch_size, summary, progress) -> None:
+def _import_locked(path, columns, facts, batch_size, summary, progress, on_start) -> None:
     # Holding the lock, any run still marked running died without finishing.
     ImportRun.objects.filter(status=ImportRun.Status.RUNNING).update(status=ImportRun.Status.INTERRUPTED)
-    run = ImportRun.objects.filter(sha256=sha256).first()
+    run = ImportRun.objects.filter(sha256=facts.sha256).first()
     if run and run.status == ImportRun.Status.COMPLETED:
         summary.import_run, summary.status, summary.already_imported = run.pk, run.status, True
         summary.rows = run.rows
+        if on_start:
+            on_start(summary)
         return
     if run is None:
-        run = ImportRun.objects.create(file_name=path.name, sha256=sha256, size_bytes=size)
+        run = ImportRun.objects.create(
+            file_name=path.name, sha256=facts.sha256, size_bytes=facts.size, total_lines=facts.lines
+        )
     else:
         summary.resumed_after_line = run.lines_done
-        ImportRun.objects.filter(pk=run.pk).update(status=ImportRun.Status.RUNNING, error="")
-    summary.import_run = run.pk
+        ImportRun.objects.filter(pk=run.pk).update(status=ImportRun.Status.RUNNING, error="", total_lines=facts.lines)
+    summary.import_run, summary.status = run.pk, ImportRun.Status.RUNNING
+    if on_start:
+        on_start(summary)
 
     try:
-        _import_rows(path, run, columns, size, batch_size, progress)
+        _import_rows(path, run, columns, facts.size, batch_size, progress)
     except BaseException as exc:
         if not summary.dry_run:
             stopped = ImportRun.Status.FAILED if isinstance(exc, Exception) else ImportRun.Status.INTERRUPTED

@@ -33,6 +33,7 @@ class ImportRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # Last physical line whose batch is committed: an interrupted run resumes after it.
     lines_done = models.PositiveIntegerField(default=0)
+    total_lines = models.PositiveIntegerField(default=0, help_text="Physical lines in the file (progress).")
     rows = models.PositiveIntegerField(default=0)
     accepted = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)

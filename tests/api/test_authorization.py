@@ -8,6 +8,7 @@ The rules (users_app/access.py, SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"]):
   (``Bearer``), so DRF turns "not authenticated" into 401 with that header.
 * An ingest key may only ingest (2xx there, 403 on every read route); a read key may only read (403 on
   the ingest routes); a staff login may do both. A logged-in user who is not staff may do neither.
+* Saved segments are read like the other resources; creating or changing one needs a staff login.
 * /api/schema/, /api/docs/ and /api/redoc/ need a login of any kind (``IsAuthenticated``): any valid key or
   session gets them, anonymous callers and bad keys get 401.
 
@@ -24,20 +25,21 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from cohorts_app.models import Segment
 from tests.api.conftest import SEED_RECORD, client_with
 from users_app.access import api_key_create
 from users_app.models import ApiKey, ImportRun, Profile, RawRecord
 
 pytestmark = pytest.mark.django_db
 
-PUBLIC, INGEST, READ, DOCS = "public", "ingest", "read", "docs"
+PUBLIC, INGEST, READ, STAFF, DOCS = "public", "ingest", "read", "staff", "docs"
 
 
 class Route(NamedTuple):
     name: str  # the URL name, as the resolver knows it
     method: str
-    path: str  # {profile}, {member}, {raw_record}, {import_run}: ids the `world` fixture creates
-    needs: str  # PUBLIC, INGEST, READ or DOCS
+    path: str  # {profile}, {member}, {raw_record}, {import_run}, {segment}: ids the `world` fixture creates
+    needs: str  # PUBLIC, INGEST, READ, STAFF or DOCS
     payload: dict | None = None
 
     @property
@@ -72,21 +74,30 @@ ROUTES = [
     Route("cohort-member-list", "get", "/api/v1/cohort-members.json", READ),
     Route("cohort-member-detail", "get", "/api/v1/cohort-members/{member}/", READ),
     Route("cohort-member-detail", "get", "/api/v1/cohort-members/{member}.json", READ),
+    Route("segment-list", "get", "/api/v1/segments/", READ),
+    Route("segment-list", "get", "/api/v1/segments.json", READ),
+    Route("segment-list", "post", "/api/v1/segments/", STAFF, {"name": "new", "filters": {"country": "USA"}}),
+    Route("segment-detail", "get", "/api/v1/segments/{segment}/", READ),
+    Route("segment-detail", "get", "/api/v1/segments/{segment}.json", READ),
+    Route("segment-members", "get", "/api/v1/segments/{segment}/members/", READ),
+    Route("segment-members", "get", "/api/v1/segments/{segment}/members.json", READ),
+    Route("stats", "get", "/api/v1/stats/?segment={segment}", READ),
+    Route("retention", "get", "/api/v1/retention/?segment={segment}", READ),
     Route("schema", "get", "/api/schema/", DOCS),
     Route("swagger-ui", "get", "/api/docs/", DOCS),
     Route("redoc", "get", "/api/redoc/", DOCS),
 ]
 
-UNAUTHENTICATED = {PUBLIC: {200}, INGEST: {401}, READ: {401}, DOCS: {401}}
+UNAUTHENTICATED = {PUBLIC: {200}, INGEST: {401}, READ: {401}, STAFF: {401}, DOCS: {401}}
 EXPECTED = {
     "anonymous": UNAUTHENTICATED,
     "unknown key": UNAUTHENTICATED,
     "malformed key": UNAUTHENTICATED,
     "revoked key": UNAUTHENTICATED,
-    "ingest key": {PUBLIC: {200}, INGEST: {200, 201}, READ: {403}, DOCS: {200}},
-    "read key": {PUBLIC: {200}, INGEST: {403}, READ: {200}, DOCS: {200}},
-    "staff login": {PUBLIC: {200}, INGEST: {200, 201}, READ: {200}, DOCS: {200}},
-    "non-staff login": {PUBLIC: {200}, INGEST: {403}, READ: {403}, DOCS: {200}},
+    "ingest key": {PUBLIC: {200}, INGEST: {200, 201}, READ: {403}, STAFF: {403}, DOCS: {200}},
+    "read key": {PUBLIC: {200}, INGEST: {403}, READ: {200}, STAFF: {403}, DOCS: {200}},
+    "staff login": {PUBLIC: {200}, INGEST: {200, 201}, READ: {200}, STAFF: {201}, DOCS: {200}},
+    "non-staff login": {PUBLIC: {200}, INGEST: {403}, READ: {403}, STAFF: {403}, DOCS: {200}},
 }
 # Not in the OpenAPI document, on purpose: the document itself, the two pages that render it, and the
 # router's index of /api/v1/ (DRF's APIRootView sets ``schema = None``).
@@ -105,6 +116,7 @@ def world(ingest_key) -> dict[str, int]:
         "member": profile.pk,
         "raw_record": RawRecord.objects.filter(profile=profile).first().pk,
         "import_run": ImportRun.objects.create(file_name="f.csv", sha256="0" * 64).pk,
+        "segment": Segment.objects.create(name="Americans", filters={"country": "USA"}).pk,
     }
 
 
@@ -138,7 +150,7 @@ def caller(identity: str, request, django_user_model) -> APIClient:
 @pytest.mark.parametrize("route", ROUTES, ids=[f"{r.method.upper()} {r.path}" for r in ROUTES])
 def test_each_route_answers_each_caller_as_its_access_rule_says(route, identity, world, request, django_user_model):
     client = caller(identity, request, django_user_model)
-    raw_records_before = RawRecord.objects.count()
+    raw_records_before, segments_before = RawRecord.objects.count(), Segment.objects.count()
 
     path = route.path.format(**world)
     response = client.post(path, route.payload, format="json") if route.method == "post" else client.get(path)
@@ -150,11 +162,17 @@ def test_each_route_answers_each_caller_as_its_access_rule_says(route, identity,
     if response.status_code in (401, 403):
         assert SEED_RECORD["data"]["email"].encode() not in response.content  # no personal data on refusal
         assert RawRecord.objects.count() == raw_records_before  # a refused ingest stores nothing
+        assert Segment.objects.count() == segments_before
 
 
 @pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
 @pytest.mark.parametrize(
-    "path", [r.path for r in ROUTES if r.name.endswith(("-list", "-detail")) and r.method == "get"]
+    "path",
+    [
+        r.path
+        for r in ROUTES
+        if r.name.endswith(("-list", "-detail")) and r.method == "get" and not r.name.startswith("segment-")
+    ],
 )
 def test_the_v1_resources_are_read_only_even_for_staff(path, method, staff_client, world):
     response = getattr(staff_client, method)(path.format(**world), {}, format="json")
@@ -193,7 +211,7 @@ def test_every_api_route_has_a_row_in_the_authorization_matrix():
 
 
 def test_every_row_of_the_matrix_is_a_route_of_that_name():
-    ids = {"profile": 1, "member": 1, "raw_record": 1, "import_run": 1}
+    ids = {"profile": 1, "member": 1, "raw_record": 1, "import_run": 1, "segment": 1}
     for route in ROUTES:
         path = route.path.format(**ids).partition("?")[0]
         assert resolve(path).url_name == route.name, path
@@ -223,7 +241,7 @@ def test_every_api_route_but_the_docs_is_in_the_openapi_document(read_client):
         if name not in NOT_IN_OPENAPI and not suffix and not documented(sample_path(route))
     ]
     assert not undocumented, f"routes under /api/ missing from the OpenAPI document: {undocumented}"
-    ids = {"profile": 1, "member": 1, "raw_record": 1, "import_run": 1}
+    ids = {"profile": 1, "member": 1, "raw_record": 1, "import_run": 1, "segment": 1}
     for route in ROUTES:  # and with the method the matrix calls them with
         if route.name not in NOT_IN_OPENAPI and not route.format_suffix:
             path = route.path.format(**ids).partition("?")[0]

@@ -16,9 +16,14 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from users_app.importing import DEFAULT_BATCH_SIZE, ImportFileError, csv_import
+from users_app.importing import (
+    DEFAULT_BATCH_SIZE,
+    REJECT_REPORT_COLUMNS,
+    ImportFileError,
+    csv_import,
+    reject_report_rows,
+)
 from users_app.locks import WriterBusy
-from users_app.models import ImportReject
 
 
 class Command(BaseCommand):
@@ -71,10 +76,9 @@ class Command(BaseCommand):
 def write_reject_file(path: str, import_run: int) -> None:
     try:
         with open(path, "w", newline="", encoding="utf-8") as handle:
+            # Original lines as they were (no spreadsheet quoting): the file is for fixing and re-importing.
             writer = csv.writer(handle)
-            writer.writerow(["line_number", "reason", "original"])
-            rejects = ImportReject.objects.filter(import_run_id=import_run).order_by("line_number")
-            for reject in rejects.iterator():
-                writer.writerow([reject.line_number, reject.reason, reject.original.rstrip("\r\n")])
+            writer.writerow(REJECT_REPORT_COLUMNS)
+            writer.writerows(reject_report_rows(import_run))
     except OSError as exc:
         raise CommandError(f"Cannot write the reject file {path}: {exc.strerror}") from None
