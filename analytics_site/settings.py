@@ -7,6 +7,7 @@ DJANGO_ALLOWED_HOSTS  default: localhost,127.0.0.1
 IDENTITY_MATCH_PHONE  default: off (phone numbers are traits, not identifiers)
 IDENTIFIER_BLOCKLIST  comma-separated identifier values that never link records
 API_RATE_INGEST / API_RATE_READ  requests per key, e.g. 60000/min (per server process)
+DATABASE_CONN_MAX_AGE  default: 60 (seconds a worker keeps its database connection; 0: one per request)
 IMPORT_UPLOAD_DIR   default: uploads/ in the project folder (CSV files uploaded in the admin, while imported)
 """
 
@@ -73,6 +74,9 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# Keep each worker's connection between requests (opening one costs more than most requests);
+# the health check replaces a connection the database dropped, e.g. after a restart.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE: a writing transaction takes the write lock up front instead of failing with

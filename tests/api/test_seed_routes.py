@@ -5,7 +5,8 @@ import copy
 import pytest
 from django.test import override_settings
 
-from tests.api.conftest import SEED_RECORD
+from tests.api.conftest import SEED_RECORD, client_with
+from users_app.access import api_key_create
 from users_app.models import Profile, RawRecord
 
 pytestmark = pytest.mark.django_db
@@ -125,6 +126,17 @@ def test_too_many_requests_from_one_key_get_429_with_retry_after(ingest_client):
     ]
     assert [r.status_code for r in codes] == [201, 201, 429]
     assert int(codes[-1]["Retry-After"]) > 0
+    cache.clear()
+
+
+@override_settings(API_RATE_LIMITS={"ingest": "1000/min", "read": "3/min"})
+def test_each_key_has_its_own_count(read_client):
+    from django.core.cache import cache
+
+    cache.clear()
+    other = client_with(api_key_create(name="another reader", scope="read")[1])
+    assert [read_client.get("/api/cohort/user").status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert [other.get("/api/cohort/user").status_code for _ in range(3)] == [200, 200, 200]
     cache.clear()
 
 
