@@ -29,10 +29,10 @@ from .models import BlockedIdentifier, Identifier, Profile, RawRecord
 from .normalize import (
     COOKIE,
     EMAIL,
-    MAX_TEXT_LENGTH,
     PHONE,
     FieldWarning,
-    is_placeholder,
+    is_blocked,
+    link_refusal,
     normalize_cookie,
     normalize_email,
     normalize_phone,
@@ -152,7 +152,7 @@ def largest_clusters(limit: int = 50) -> list[Cluster]:
             value=value,
             cookies=len(cookies.get((pid, kind, value), ())),
             links=links,
-            blocked=_is_blocked(blocked, kind, value),
+            blocked=is_blocked(blocked, kind, value),
         )
 
     clusters = []
@@ -214,13 +214,13 @@ def identifier_block(*, kind: str, value: str, reason: str = "", user=None) -> B
         raise ValidationError({"value": str(exc)}) from None
     if not normalized:
         raise ValidationError({"value": f"the {kind} is empty: there is nothing to block"})
-    if not _can_link(normalized):
+    if link_refusal(kind, normalized):
         raise ValidationError({"value": f"'{normalized[:60]}' never links anyone: there is no need to block it"})
     max_reason = BlockedIdentifier._meta.get_field("reason").max_length
     if len(reason) > max_reason:
         raise ValidationError({"reason": f"longer than {max_reason} characters"})
 
-    if _is_blocked(load_blocklist(), kind, normalized):
+    if is_blocked(load_blocklist(), kind, normalized):
         return BlockOutcome(kind=kind, value=normalized, created=False)
     entry, created = BlockedIdentifier.objects.get_or_create(kind=kind, value=normalized, defaults={"reason": reason})
     if created and user is not None:
@@ -232,11 +232,6 @@ def identifier_block(*, kind: str, value: str, reason: str = "", user=None) -> B
             single_object=True,
         )
     return BlockOutcome(kind=kind, value=normalized, created=created)
-
-
-def _is_blocked(blocklist: frozenset[tuple[str, str]], kind: str, value: str) -> bool:
-    """Whether ``load_blocklist()`` blocks the value, for its kind or for any kind (``*``)."""
-    return (kind, value) in blocklist or ("*", value) in blocklist
 
 
 def _cookies_per_value(profile_ids: list[int]) -> dict[tuple[int, str, str], set[str]]:
@@ -273,20 +268,16 @@ class _CachedReader:
         try:
             return self._seen[key]
         except KeyError:
-            value = self._seen[key] = _linking_value(normalize, raw)
+            value = self._seen[key] = _linking_value(kind, normalize, raw)
             return value
         except TypeError:  # a list or an object where text belongs cannot be a key
-            return _linking_value(normalize, raw)
+            return _linking_value(kind, normalize, raw)
 
 
-def _linking_value(normalize: Callable[[object], str], raw: object) -> str:
+def _linking_value(kind: str, normalize: Callable[[object], str], raw: object) -> str:
+    """The normalized value if it may link records (as ``normalize.parse_record`` decides, block list aside)."""
     try:
         value = normalize(raw)
     except FieldWarning:
         return ""
-    return value if _can_link(value) else ""
-
-
-def _can_link(value: str) -> bool:
-    """Whether a normalized value may link records at all, as in ``normalize.parse_record``, block list aside."""
-    return bool(value) and not is_placeholder(value) and len(value) <= MAX_TEXT_LENGTH
+    return value if value and not link_refusal(kind, value) else ""

@@ -344,6 +344,22 @@ def is_placeholder(value: str) -> bool:
     return value.casefold() in PLACEHOLDER_IDENTIFIERS
 
 
+def is_blocked(blocked: frozenset[tuple[str, str]], kind: str, value: str) -> bool:
+    """Whether ``blocked`` (see ``resolution.load_blocklist``) holds the value, for its kind or any (``*``)."""
+    return (kind, value) in blocked or ("*", value) in blocked
+
+
+def link_refusal(kind: str, value: str, blocked: frozenset[tuple[str, str]] = frozenset()) -> str | None:
+    """Why a normalized, non-empty identifier may not link records (the warning), or None when it may."""
+    if is_placeholder(value):
+        return f"{kind}: '{value}' is a placeholder, not an identifier"
+    if len(value) > MAX_TEXT_LENGTH:
+        return f"{kind}: longer than {MAX_TEXT_LENGTH} characters, not used"
+    if is_blocked(blocked, kind, value):
+        return f"{kind}: '{value}' is on the block list, not used to link records"
+    return None
+
+
 def parse_record(
     fields: Mapping[str, object],
     *,
@@ -365,16 +381,10 @@ def parse_record(
     def usable(kind: str, value: str) -> bool:
         if not value:
             return False
-        if is_placeholder(value):
-            warnings.append(f"{kind}: '{value}' is a placeholder, not an identifier")
-            return False
-        if len(value) > MAX_TEXT_LENGTH:
-            warnings.append(f"{kind}: longer than {MAX_TEXT_LENGTH} characters, not used")
-            return False
-        if (kind, value) in blocked or ("*", value) in blocked:
-            warnings.append(f"{kind}: '{value}' is on the block list, not used to link records")
-            return False
-        return True
+        refusal = link_refusal(kind, value, blocked)
+        if refusal:
+            warnings.append(refusal)
+        return refusal is None
 
     identifiers = []
     cookie = normalize_cookie(fields.get("cookie"))
