@@ -13,15 +13,31 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, reset_queries, transaction
+from django.utils import timezone
 
+from . import bulk
 from .locks import exclusive_writer
 from .models import Identifier, Profile, ProfileInterest, ProfileMerge, RawRecord
 from .normalize import ParsedRecord, RecordRejected, parse_record, record_fields
-from .resolution import ResolutionConflict, StoredRecord, chunked, load_blocklist, resolve_records
+from .resolution import ResolutionConflict, StoredRecord, load_blocklist, resolve_records
 
 # Errors a concurrent writer can cause; the whole transaction is safe to run again.
 RETRYABLE_ERRORS = (ResolutionConflict, IntegrityError, OperationalError)
 RETRY_ATTEMPTS = 6
+# The raw record columns ``records_ingest`` writes, in the order of its rows.
+RAW_RECORD_FIELDS = (
+    "id",
+    "data",
+    "source",
+    "source_key",
+    "import_run",
+    "line_number",
+    "received_at",
+    "created_at",
+    "warnings",
+    "outcome",
+    "profile",
+)
 
 
 @dataclass(frozen=True)
@@ -119,28 +135,38 @@ def records_ingest(*, records: Sequence[IncomingRecord], rules: IdentityRules | 
                 if key:
                     first_of_key[key] = index
                 fresh.append((index, record, values))
-        raws = RawRecord.objects.bulk_create(
-            RawRecord(
-                data=record.data,
-                source=record.source,
-                source_key=record.source_key,
-                import_run_id=record.import_run_id,
-                line_number=record.line_number,
-                created_at=values.created_at,
-                warnings=[*record.warnings, *values.warnings],
-            )
-            for _, record, values in fresh
-        )
+        raw_ids = bulk.allocate_ids(RawRecord, len(fresh))
         resolution = resolve_records(
-            [StoredRecord(raw.id, values) for raw, (_, _, values) in zip(raws, fresh, strict=True)]
+            [StoredRecord(raw_id, values) for raw_id, (_, _, values) in zip(raw_ids, fresh, strict=True)]
+        )
+        now = timezone.now()
+        bulk.insert_rows(
+            RawRecord,
+            RAW_RECORD_FIELDS,
+            (
+                (
+                    raw_id,
+                    record.data,
+                    record.source,
+                    record.source_key,
+                    record.import_run_id,
+                    record.line_number,
+                    now,
+                    values.created_at,
+                    [*record.warnings, *values.warnings],
+                    resolution.outcome_of[raw_id],
+                    resolution.profile_of[raw_id],
+                )
+                for raw_id, (_, record, values) in zip(raw_ids, fresh, strict=True)
+            ),
         )
 
-    for raw, (index, _, _) in zip(raws, fresh, strict=True):
+    for raw_id, (index, record, values) in zip(raw_ids, fresh, strict=True):
         outcomes[index] = RecordOutcome(
-            resolution.outcome_of[raw.id],
-            raw_record_id=raw.id,
-            profile_id=resolution.profile_of[raw.id],
-            warnings=tuple(raw.warnings),
+            resolution.outcome_of[raw_id],
+            raw_record_id=raw_id,
+            profile_id=resolution.profile_of[raw_id],
+            warnings=(*record.warnings, *values.warnings),
         )
     for index, record, _ in parsed:
         if outcomes[index].duplicate and outcomes[index].raw_record_id is None:
@@ -152,18 +178,14 @@ def records_ingest(*, records: Sequence[IncomingRecord], rules: IdentityRules | 
 
 
 def _already_stored(keys: list[str]) -> dict[str, RecordOutcome]:
-    stored = {}
-    for chunk in chunked(keys):
-        rows = RawRecord.objects.filter(source_key__in=chunk).values_list(
-            "source_key", "id", "profile_id", "outcome", "warnings"
+    rows = bulk.rows_matching(RawRecord, ["source_key", "id", "profile", "outcome", "warnings"], "source_key", keys)
+    read_warnings = RawRecord._meta.get_field("warnings").from_db_value
+    return {
+        key: RecordOutcome(
+            outcome, raw_id, profile_id, warnings=tuple(read_warnings(warnings, None, connection)), duplicate=True
         )
-        stored.update(
-            {
-                key: RecordOutcome(outcome, raw_id, profile_id, warnings=tuple(warnings), duplicate=True)
-                for key, raw_id, profile_id, outcome, warnings in rows
-            }
-        )
-    return stored
+        for key, raw_id, profile_id, outcome, warnings in rows
+    }
 
 
 @dataclass
@@ -198,6 +220,11 @@ def profiles_rebuild(*, batch_size: int = 5000, progress: Callable[[int], None] 
                 except RecordRejected:
                     result.unlinked_ids.append(raw_id)
             resolution = resolve_records(stored)
+            bulk.update_rows(
+                RawRecord,
+                ["profile", "outcome"],
+                [(raw_id, pid, resolution.outcome_of[raw_id]) for raw_id, pid in resolution.profile_of.items()],
+            )
             result.raw_records += len(batch)
             result.profiles_created += resolution.profiles_created
             result.merges += resolution.merges

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from . import bulk
 from .models import (
     BlockedIdentifier,
     Identifier,
@@ -40,6 +41,15 @@ from .normalize import TRAIT_COLUMNS, ParsedRecord
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 PROFILE_TRAIT_COLUMNS = tuple(column for columns in TRAIT_COLUMNS.values() for column in columns)
+# The profile columns the resolver writes, in the order of ``ProfileState.row`` after the id.
+PROFILE_WRITE_FIELDS = (
+    *PROFILE_TRAIT_COLUMNS,
+    "first_seen",
+    "last_seen",
+    "cookie_count",
+    "trait_sources",
+    "updated_at",
+)
 # Well below SQLite's 999 bound parameters per statement.
 QUERY_CHUNK = 900
 
@@ -82,14 +92,17 @@ class ProfileState:
             cookie_count=profile.cookie_count,
         )
 
-    def to_profile(self) -> Profile:
-        return Profile(
-            id=self.id,
-            first_seen=self.first_seen,
-            last_seen=self.last_seen,
-            cookie_count=self.cookie_count,
-            trait_sources=self.sources,
-            **self.values,
+    def row(self, now: dt.datetime) -> tuple:
+        """The profile's values in the order of ``("id", *PROFILE_WRITE_FIELDS)``."""
+        values = self.values
+        return (
+            self.id,
+            *(values[column] for column in PROFILE_TRAIT_COLUMNS),
+            self.first_seen,
+            self.last_seen,
+            self.cookie_count,
+            self.sources,
+            now,
         )
 
     def apply(self, record: StoredRecord) -> None:
@@ -152,9 +165,8 @@ def _load_owners(identifiers: set[tuple[str, str]]) -> dict[tuple[str, str], int
         by_kind[kind].append(value)
     owners = {}
     for kind, values in by_kind.items():
-        for chunk in chunked(sorted(values)):
-            rows = _lock(Identifier.objects.filter(kind=kind, value__in=chunk).order_by("pk"))
-            owners.update({(kind, value): pid for value, pid in rows.values_list("value", "profile_id")})
+        rows = bulk.rows_matching(Identifier, ["value", "profile"], "value", sorted(values), kind=kind, lock=True)
+        owners.update({(kind, value): pid for value, pid in rows})
     return owners
 
 
@@ -172,7 +184,9 @@ def _load_states(profile_ids: set[int]) -> dict[int, ProfileState]:
 
 
 def resolve_records(records: Sequence[StoredRecord]) -> Resolution:
-    """Attach stored raw records to profiles. Call inside a transaction."""
+    """Resolve raw records (stored, or with ids allocated and stored by the caller in the same
+    transaction) into profiles; write profiles, identifiers, interests and the ledger. The caller
+    records ``profile_of`` and ``outcome_of`` on the raw records. Call inside a transaction."""
     records = sorted(records, key=lambda r: r.raw_id)
     owners = _load_owners({ident for r in records for ident in r.parsed.identifiers})
     states = _load_states(set(owners.values()))
@@ -185,7 +199,7 @@ def resolve_records(records: Sequence[StoredRecord]) -> Resolution:
 
     result = Resolution(profile_of={}, outcome_of={})
     new_identifiers: dict[tuple[str, str], int] = {}
-    ledger: list[ProfileMerge] = []
+    ledger: list[tuple] = []  # ProfileMerge rows
     now = timezone.now()
     for record in records:
         touched: dict[int, tuple[str, str]] = {}
@@ -214,16 +228,7 @@ def resolve_records(records: Sequence[StoredRecord]) -> Resolution:
                     continue
                 state.absorb(states[pid])
                 parent[pid] = survivor
-                ledger.append(
-                    ProfileMerge(
-                        survivor_id=survivor,
-                        absorbed_id=pid,
-                        identifier_kind=via[0],
-                        identifier_value=via[1],
-                        raw_record_id=record.raw_id,
-                        merged_at=now,
-                    )
-                )
+                ledger.append((survivor, pid, via[0], via[1], record.raw_id, now))
             result.outcome_of[record.raw_id] = "merged" if len(touched) > 1 else "updated"
         state.apply(record)
         for ident in record.parsed.identifiers:
@@ -238,13 +243,13 @@ def resolve_records(records: Sequence[StoredRecord]) -> Resolution:
     result.merges = len(ledger)
     labels = {key: label for r in records for key, label in r.parsed.interests.items()}
     _write(states, parent, find, owners, new_identifiers, ledger, labels)
-    assign_profiles(result.profile_of, result.outcome_of)
     return result
 
 
 def _write(states, parent, find, owners, new_identifiers, ledger, labels) -> None:
+    now = timezone.now()
     survivors = [s for pid, s in states.items() if pid not in parent]
-    Profile.objects.bulk_create([s.to_profile() for s in survivors if s.is_new])
+    bulk.insert_rows(Profile, ["id", *PROFILE_WRITE_FIELDS], (s.row(now) for s in survivors if s.is_new))
     # Profiles that existed before this batch and were merged away: hand their rows over first.
     absorbed_by: dict[int, list[int]] = defaultdict(list)
     for pid, state in states.items():
@@ -258,18 +263,18 @@ def _write(states, parent, find, owners, new_identifiers, ledger, labels) -> Non
         ProfileInterest.objects.filter(profile_id__in=chunk).delete()
         Profile.objects.filter(id__in=chunk).delete()
 
-    changed = [s for s in survivors if s.changed and not s.is_new]
-    Profile.objects.bulk_update(
-        [s.to_profile() for s in changed],
-        [*PROFILE_TRAIT_COLUMNS, "first_seen", "last_seen", "cookie_count", "trait_sources"],
-        batch_size=500,
-    )
+    bulk.update_rows(Profile, PROFILE_WRITE_FIELDS, [s.row(now) for s in survivors if s.changed and not s.is_new])
     _write_interests(survivors, labels)
-    Identifier.objects.bulk_create(
-        Identifier(kind=kind, value=value, profile_id=find(owners[(kind, value)]), first_record_id=raw_id)
-        for (kind, value), raw_id in new_identifiers.items()
+    bulk.insert_rows(
+        Identifier,
+        ["kind", "value", "profile", "first_record"],
+        ((kind, value, find(owners[(kind, value)]), raw_id) for (kind, value), raw_id in new_identifiers.items()),
     )
-    ProfileMerge.objects.bulk_create(ledger)
+    bulk.insert_rows(
+        ProfileMerge,
+        ["survivor_id", "absorbed_id", "identifier_kind", "identifier_value", "raw_record", "merged_at"],
+        ledger,
+    )
 
 
 def _write_interests(survivors: list[ProfileState], labels: dict[str, str]) -> None:
@@ -277,8 +282,10 @@ def _write_interests(survivors: list[ProfileState], labels: dict[str, str]) -> N
     if not wanted:
         return
     interest_ids = interest_ids_for(set().union(*wanted.values()), labels)
-    ProfileInterest.objects.bulk_create(
-        ProfileInterest(profile_id=pid, interest_id=interest_ids[key]) for pid, ks in wanted.items() for key in ks
+    bulk.insert_rows(
+        ProfileInterest,
+        ["profile", "interest"],
+        ((pid, interest_ids[key]) for pid, keys in wanted.items() for key in keys),
     )
 
 
@@ -295,17 +302,3 @@ def interest_ids_for(keys: set[str], labels: dict[str, str]) -> dict[str, int]:
         for chunk in chunked(sorted(missing)):
             found.update(Interest.objects.filter(key__in=chunk).values_list("key", "id"))
     return found
-
-
-def assign_profiles(profile_of: dict[int, int], outcome_of: dict[int, str]) -> None:
-    """Point raw records at their profiles, and say what each did, in one statement per chunk."""
-    table = connection.ops.quote_name(RawRecord._meta.db_table)
-    rows = [(raw_id, profile_id, outcome_of[raw_id]) for raw_id, profile_id in sorted(profile_of.items())]
-    with connection.cursor() as cursor:
-        for chunk in chunked(rows, QUERY_CHUNK // 3):
-            values = ", ".join(["(%s, %s, %s)"] * len(chunk))
-            cursor.execute(
-                f"UPDATE {table} SET profile_id = v.column2, outcome = v.column3 "
-                f"FROM (VALUES {values}) AS v WHERE {table}.id = v.column1",
-                [value for row in chunk for value in row],
-            )

@@ -1,0 +1,182 @@
+"""Bulk writes for the resolver: COPY on PostgreSQL, ``executemany`` elsewhere.
+
+Django's ``bulk_create`` builds a model instance per row and compiles a statement around them,
+which cost more than half of an import's time. The resolver knows its rows as plain tuples, so it
+writes them here: rows stream into ``COPY ... FROM STDIN`` on PostgreSQL (the database's own bulk
+load path) and into one prepared ``INSERT`` on SQLite. Ids come from the table's own sequence
+beforehand (``allocate_ids``), so related rows can be written in any order inside the
+transaction (foreign keys are checked at commit).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+
+from django.db import connection
+from django.db.models import Model
+
+# psycopg buffers COPY data itself; rows are handed over in blocks of this many.
+COPY_BLOCK_ROWS = 2000
+# Rows per UPDATE statement: PostgreSQL takes each column as one array, SQLite runs executemany.
+UPDATE_CHUNK = 20000
+# Well below SQLite's 999 bound parameters per statement.
+SQLITE_IN_CHUNK = 900
+
+
+def _table(model: type[Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _columns(model: type[Model], names: Sequence[str]) -> list:
+    return [model._meta.pk if name == "pk" else model._meta.get_field(name) for name in names]
+
+
+def allocate_ids(model: type[Model], count: int) -> list[int]:
+    """``count`` new primary keys for ``model``, reserved in the database's own id sequence.
+
+    Call inside the transaction that inserts the rows. PostgreSQL sequences never hand a value out
+    twice; SQLite has one writer at a time (its transactions here begin IMMEDIATE), so the next ids
+    after the largest one ever used are this transaction's.
+    """
+    if count == 0:
+        return []
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, count]
+            )
+            return [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            f"SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = %s), 0), "
+            f"coalesce((SELECT max(id) FROM {_table(model)}), 0))",
+            [table],
+        )
+        last = cursor.fetchone()[0]
+    return list(range(last + 1, last + 1 + count))
+
+
+def _prepare(model: type[Model], names: Sequence[str], rows: Iterable[tuple]) -> Iterable[tuple]:
+    """Python values -> what the driver takes: JSON as text everywhere, the rest as Django prepares it."""
+    fields = _columns(model, names)
+    json_positions = [i for i, f in enumerate(fields) if f.get_internal_type() == "JSONField"]
+    if connection.vendor == "postgresql":
+        # psycopg adapts str, int, datetime and None itself; only JSON needs turning into text.
+        if not json_positions:
+            return rows
+        return (_with_json(row, json_positions) for row in rows)
+    preps = [
+        (lambda value: None if value is None else json.dumps(value))
+        if i in json_positions
+        else (lambda value, f=f: f.get_db_prep_save(value, connection))
+        for i, f in enumerate(fields)
+    ]
+    return (tuple(prep(value) for prep, value in zip(preps, row, strict=True)) for row in rows)
+
+
+def _with_json(row: tuple, positions: list[int]) -> tuple:
+    values = list(row)
+    for i in positions:
+        if values[i] is not None:
+            values[i] = json.dumps(values[i])
+    return tuple(values)
+
+
+def insert_rows(model: type[Model], names: Sequence[str], rows: Iterable[tuple]) -> int:
+    """Insert ``rows`` (tuples in the order of the field ``names``) into ``model``'s table."""
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in _columns(model, names))
+    prepared = _prepare(model, names, rows)
+    count = 0
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.copy(f"COPY {_table(model)} ({columns}) FROM STDIN") as copy:
+                for row in prepared:
+                    copy.write_row(row)
+                    count += 1
+            return count
+        placeholders = ", ".join(["%s"] * len(names))
+        batch: list[tuple] = []
+        for row in prepared:
+            batch.append(row)
+            if len(batch) >= UPDATE_CHUNK:
+                cursor.executemany(f"INSERT INTO {_table(model)} ({columns}) VALUES ({placeholders})", batch)
+                count += len(batch)
+                batch = []
+        if batch:
+            cursor.executemany(f"INSERT INTO {_table(model)} ({columns}) VALUES ({placeholders})", batch)
+            count += len(batch)
+    return count
+
+
+def update_rows(model: type[Model], names: Sequence[str], rows: Sequence[tuple]) -> None:
+    """Set the fields ``names`` of existing rows; each row is ``(pk, *values)``."""
+    if not rows:
+        return
+    fields = _columns(model, names)
+    table = _table(model)
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), UPDATE_CHUNK):
+            chunk = list(_prepare(model, ["pk", *names], rows[start : start + UPDATE_CHUNK]))
+            if connection.vendor == "postgresql":
+                # One statement per chunk: each column travels as one typed array.
+                pk = model._meta.pk
+                typed = [(pk, "id"), *((f, f"v{i}") for i, f in enumerate(fields))]
+                arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f, _ in typed)
+                aliases = ", ".join(alias for _, alias in typed)
+                assignments = ", ".join(f"{quote(f.column)} = v.v{i}" for i, f in enumerate(fields))
+                cursor.execute(
+                    f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS v({aliases}) "
+                    f"WHERE {table}.{quote(pk.column)} = v.id",
+                    [list(column) for column in zip(*chunk, strict=True)],
+                )
+            else:
+                assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+                cursor.executemany(
+                    f"UPDATE {table} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s",
+                    [(*row[1:], row[0]) for row in chunk],
+                )
+
+
+def rows_matching(
+    model: type[Model],
+    names: Sequence[str],
+    column: str,
+    values: Sequence,
+    *,
+    kind: str | None = None,
+    lock: bool = False,
+) -> list[tuple]:
+    """``names`` of the rows whose ``column`` is one of ``values`` (and whose ``kind`` is ``kind``
+    when given). ``lock`` takes their row locks on PostgreSQL, in primary key order so that
+    concurrent writers queue up instead of deadlocking.
+
+    PostgreSQL gets the values as one array parameter (``= ANY``) whatever their number; SQLite,
+    with its bound-parameter limit, gets them in chunks.
+    """
+    quote = connection.ops.quote_name
+    selected = ", ".join(quote(f.column) for f in _columns(model, names))
+    pk = quote(model._meta.pk.column)
+    kind_clause = f" AND {quote('kind')} = %s" if kind is not None else ""
+    kind_params = [kind] if kind is not None else []
+    target = quote(_columns(model, [column])[0].column)
+    values = list(dict.fromkeys(values))
+    rows: list[tuple] = []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"SELECT {selected} FROM {_table(model)} WHERE {target} = ANY(%s){kind_clause} "
+                f"ORDER BY {pk}{' FOR UPDATE' if lock else ''}",
+                [values, *kind_params],
+            )
+            return cursor.fetchall()
+        for start in range(0, len(values), SQLITE_IN_CHUNK):
+            chunk = list(values[start : start + SQLITE_IN_CHUNK])
+            placeholders = ", ".join(["%s"] * len(chunk))
+            cursor.execute(
+                f"SELECT {selected} FROM {_table(model)} WHERE {target} IN ({placeholders}){kind_clause} ORDER BY {pk}",
+                [*chunk, *kind_params],
+            )
+            rows.extend(cursor.fetchall())
+    return rows
