@@ -124,6 +124,12 @@ class Profile(models.Model):
         ordering = ["id"]
         indexes = [
             models.Index(fields=["country", "state", "city"], name="profile_location_idx"),
+            # The commonest segment (a country and an age range) is answered from this index alone.
+            models.Index(fields=["country", "age", "id"], name="profile_country_age_idx"),
+            # The same for the multi-device cohort (about 5% of profiles), which /api/cohort/user reads.
+            models.Index(
+                fields=["country", "age", "id"], condition=Q(cookie_count__gte=2), name="multidevice_country_age_idx"
+            ),
             models.Index(fields=["state"], name="profile_state_idx"),
             models.Index(fields=["city"], name="profile_city_idx"),
             models.Index(fields=["age"], name="profile_age_idx"),
