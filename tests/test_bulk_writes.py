@@ -3,7 +3,7 @@
 import datetime as dt
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from users_app import bulk
 from users_app.models import Identifier, ImportRun, Profile, RawRecord
@@ -84,3 +84,21 @@ def test_rows_matching_finds_each_row_once_by_value_and_kind():
     values = ["a@example.com", "b@example.com", "nobody@example.com"] * 500  # past SQLite's chunk size
     rows = bulk.rows_matching(Identifier, ["value", "profile"], "value", values, kind="email", lock=True)
     assert sorted(rows) == [("a@example.com", 3), ("b@example.com", 4)]
+
+
+def test_update_rows_leaves_rows_that_already_hold_the_values_untouched(postgres):
+    for pk in (5, 6):
+        Profile.objects.create(id=pk, first_seen=WHEN, last_seen=WHEN, city="Same", trait_sources={})
+
+    def row_versions():
+        with connection.cursor() as cursor:
+            # ctid: where the row version lives; an UPDATE writes a new version elsewhere.
+            cursor.execute("SELECT id, ctid::text FROM users_app_profile ORDER BY id")
+            return dict(cursor.fetchall())
+
+    before = row_versions()
+    bulk.update_rows(Profile, ["city"], [(5, "Same"), (6, "Other")])
+    after = row_versions()
+    assert after[5] == before[5]  # no new row version
+    assert after[6] != before[6]
+    assert Profile.objects.get(pk=6).city == "Other"

@@ -110,7 +110,8 @@ def insert_rows(model: type[Model], names: Sequence[str], rows: Iterable[tuple])
 
 
 def update_rows(model: type[Model], names: Sequence[str], rows: Sequence[tuple]) -> None:
-    """Set the fields ``names`` of existing rows; each row is ``(pk, *values)``."""
+    """Set the fields ``names`` of existing rows; each row is ``(pk, *values)``. Rows that already
+    hold those values are left alone (no new row version, no index work)."""
     if not rows:
         return
     fields = _columns(model, names)
@@ -126,16 +127,20 @@ def update_rows(model: type[Model], names: Sequence[str], rows: Sequence[tuple])
                 arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f, _ in typed)
                 aliases = ", ".join(alias for _, alias in typed)
                 assignments = ", ".join(f"{quote(f.column)} = v.v{i}" for i, f in enumerate(fields))
+                changed = " OR ".join(
+                    f"{table}.{quote(f.column)} IS DISTINCT FROM v.v{i}" for i, f in enumerate(fields)
+                )
                 cursor.execute(
                     f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS v({aliases}) "
-                    f"WHERE {table}.{quote(pk.column)} = v.id",
+                    f"WHERE {table}.{quote(pk.column)} = v.id AND ({changed})",
                     [list(column) for column in zip(*chunk, strict=True)],
                 )
             else:
                 assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+                changed = " OR ".join(f"{quote(f.column)} IS NOT %s" for f in fields)
                 cursor.executemany(
-                    f"UPDATE {table} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s",
-                    [(*row[1:], row[0]) for row in chunk],
+                    f"UPDATE {table} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s AND ({changed})",
+                    [(*row[1:], row[0], *row[1:]) for row in chunk],
                 )
 
 

@@ -214,17 +214,21 @@ def profiles_rebuild(*, batch_size: int = 5000, progress: Callable[[int], None] 
                 break
             last_id = batch[-1][0]
             stored = []
+            unlinked = []
             for raw_id, data in batch:
                 try:
                     stored.append(StoredRecord(raw_id, rules.parse(data)))
                 except RecordRejected:
-                    result.unlinked_ids.append(raw_id)
+                    unlinked.append(raw_id)
             resolution = resolve_records(stored)
+            # Most records keep their profile and outcome: update_rows leaves those rows untouched.
             bulk.update_rows(
                 RawRecord,
                 ["profile", "outcome"],
                 [(raw_id, pid, resolution.outcome_of[raw_id]) for raw_id, pid in resolution.profile_of.items()],
             )
+            bulk.update_rows(RawRecord, ["profile"], [(raw_id, None) for raw_id in unlinked])
+            result.unlinked_ids.extend(unlinked)
             result.raw_records += len(batch)
             result.profiles_created += resolution.profiles_created
             result.merges += resolution.merges
@@ -237,8 +241,8 @@ def profiles_rebuild(*, batch_size: int = 5000, progress: Callable[[int], None] 
 
 def _clear_profiles() -> None:
     # Derived tables only; the raw log keeps every record. Plain DELETEs because Django's
-    # cascading delete would first read every profile into memory.
-    RawRecord.objects.filter(profile__isnull=False).update(profile=None)
+    # cascading delete would first read every profile into memory. Raw records keep pointing at
+    # their old profile ids until the replay sets them (foreign keys are checked at commit).
     with connection.cursor() as cursor:
         for model in (ProfileMerge, Identifier, ProfileInterest, Profile):
             cursor.execute(f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)}")
