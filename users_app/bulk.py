@@ -185,3 +185,15 @@ def rows_matching(
             )
             rows.extend(cursor.fetchall())
     return rows
+
+
+def analyze(*models: type[Model]) -> None:
+    """Refresh the planner's statistics of tables a bulk load changed (PostgreSQL).
+
+    Autovacuum would get there eventually (and is off on some servers); until it does, the
+    planner takes a freshly loaded table for empty and picks plans accordingly.
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {', '.join(_table(model) for model in models)}")

@@ -29,9 +29,10 @@ from django.db import connection, reset_queries, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from . import bulk
 from .ingestion import IdentityRules, IncomingRecord, records_ingest, run_with_retries
 from .locks import exclusive_writer
-from .models import ImportReject, ImportRun, RawRecord
+from .models import Identifier, ImportReject, ImportRun, Profile, ProfileInterest, RawRecord
 from .normalize import RECORD_FIELDS
 
 logger = logging.getLogger(__name__)
@@ -336,6 +337,8 @@ def _import_locked(path, columns, facts, batch_size, summary, progress, on_start
             ImportRun.objects.filter(pk=run.pk).update(status=stopped, error=str(exc)[:2000])
         raise
     ImportRun.objects.filter(pk=run.pk).update(status=ImportRun.Status.COMPLETED, finished_at=timezone.now())
+    if not summary.dry_run:
+        bulk.analyze(RawRecord, Profile, Identifier, ProfileInterest)
     run.refresh_from_db()
     for name in ("status", "rows", "accepted", "rejected", "warnings", "profiles_created", "merges"):
         setattr(summary, name, getattr(run, name))

@@ -235,6 +235,7 @@ def profiles_rebuild(*, batch_size: int = 5000, progress: Callable[[int], None] 
             reset_queries()  # with DEBUG on, Django would keep every batch's SQL text
             if progress:
                 progress(len(batch))
+    bulk.analyze(RawRecord, Profile, Identifier, ProfileInterest, ProfileMerge)
     result.unlinked = len(result.unlinked_ids)
     return result
 
