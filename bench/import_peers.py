@@ -58,7 +58,7 @@ def timed_child(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024
 
 
-def manage(database_url: str, *args: str, settings: str = "analytics_site.settings") -> list[str]:
+def manage(database_url: str, *args: str, settings: str = "analytics_site.settings") -> tuple[list[str], dict]:
     return [sys.executable, "manage.py", *args], {
         "DATABASE_URL": database_url,
         "DJANGO_DEBUG": "0",
@@ -67,9 +67,10 @@ def manage(database_url: str, *args: str, settings: str = "analytics_site.settin
     }
 
 
-def run_floor(path: Path) -> tuple[float, float]:
-    url = fresh_database("bench_floor")
-    psql("bench_floor", f"CREATE TABLE raw ({', '.join(f'{c} text' for c in COLUMNS)})")
+def run_floor(path: Path, database: str = "bench_floor") -> tuple[float, float]:
+    url = fresh_database(database)
+    psql(database, f"CREATE TABLE raw ({', '.join(f'{c} text' for c in COLUMNS)})")
+    psql("postgres", "CHECKPOINT")  # the new database's pages are on disk before the clock starts
     command = ["psql", "-q", url, "-c", f"\\copy raw FROM '{path}' WITH (FORMAT csv, HEADER true)"]
     return timed_child(command, {})
 
