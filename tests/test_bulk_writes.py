@@ -3,7 +3,7 @@
 import datetime as dt
 
 import pytest
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from users_app import bulk
 from users_app.models import Identifier, ImportRun, Profile, RawRecord
@@ -102,3 +102,10 @@ def test_update_rows_leaves_rows_that_already_hold_the_values_untouched(postgres
     assert after[5] == before[5]  # no new row version
     assert after[6] != before[6]
     assert Profile.objects.get(pk=6).city == "Other"
+
+
+def test_a_constraint_violation_is_djangos_integrity_error_so_the_ingest_is_retried():
+    Profile.objects.create(id=9, first_seen=WHEN, last_seen=WHEN, trait_sources={})
+    Identifier.objects.create(kind="email", value="taken@example.com", profile_id=9)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        bulk.insert_rows(Identifier, ["kind", "value", "profile"], [("email", "taken@example.com", 9)])

@@ -90,7 +90,10 @@ def insert_rows(model: type[Model], names: Sequence[str], rows: Iterable[tuple])
     count = 0
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            with cursor.copy(f"COPY {_table(model)} ({columns}) FROM STDIN") as copy:
+            # psycopg's copy() is not behind Django's cursor wrapper: without this, a unique
+            # violation from a concurrent writer would escape as psycopg's error instead of
+            # IntegrityError, and the caller would not know to retry.
+            with connection.wrap_database_errors, cursor.copy(f"COPY {_table(model)} ({columns}) FROM STDIN") as copy:
                 for row in prepared:
                     copy.write_row(row)
                     count += 1
