@@ -11,7 +11,8 @@ the run.
 
 - ingest, single: POST /api/ingest, one new person per request, 8 connections.
 - ingest, batch: POST /api/ingest/batch, 1,000 new people per request, 2 connections.
-- GET /api/user?email=...: 2,000 existing emails in turn, 8 connections.
+- GET /api/user?email=...: 2,000 existing emails in turn, 8 connections, then 1 connection (the
+  latency of one request when the 2 CPUs are not shared by 8 at once).
 - GET /api/cohort/user with three filters: 8 connections.
 """
 
@@ -128,6 +129,8 @@ def main() -> None:
                  wrk(url, ingest_key, 2, args.seconds, LUA / "ingest.lua", run, "1000")),
                 ("GET /api/user?email= (8 connections)", 1,
                  wrk(url, read_key, 8, args.seconds, LUA / "get_paths.lua", str(users))),
+                ("GET /api/user?email= (1 connection: latency without queueing)", 1,
+                 wrk(url, read_key, 1, args.seconds, LUA / "get_paths.lua", str(users))),
                 ("GET /api/cohort/user, 3 filters (8 connections)", 1,
                  wrk(url, read_key, 8, args.seconds, LUA / "get_paths.lua", str(cohort))),
             ]  # fmt: skip

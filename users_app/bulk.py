@@ -10,6 +10,7 @@ transaction (foreign keys are checked at commit).
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 
@@ -85,8 +86,12 @@ def _with_json(row: tuple, positions: list[int]) -> tuple:
 
 def insert_rows(model: type[Model], names: Sequence[str], rows: Iterable[tuple]) -> int:
     """Insert ``rows`` (tuples in the order of the field ``names``) into ``model``'s table."""
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is None:
+        return 0  # no statement for nothing: single API records often have no interests or merges
     columns = ", ".join(connection.ops.quote_name(f.column) for f in _columns(model, names))
-    prepared = _prepare(model, names, rows)
+    prepared = _prepare(model, names, itertools.chain([first], rows))
     count = 0
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -170,6 +175,8 @@ def rows_matching(
     kind_params = [kind] if kind is not None else []
     target = quote(_columns(model, [column])[0].column)
     values = list(dict.fromkeys(values))
+    if not values:
+        return []
     rows: list[tuple] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
