@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache, partial
 
+import email_validator
 import phonenumbers
 import pycountry
 from email_validator import EmailNotValidError, validate_email
@@ -59,6 +60,9 @@ PLACEHOLDER_IDENTIFIERS = frozenset(
 MAX_TEXT_LENGTH = 255
 MAX_INTEREST_LENGTH = 100
 MAX_AGE = 130
+
+# Bound of each memo of a low-cardinality field (see _memoized).
+_MEMO_SIZE = 65_536
 
 # Accepted spellings of gender (compared case-insensitively) -> canonical value.
 GENDER_ALIASES = {
@@ -133,6 +137,8 @@ class ParsedRecord:
 
 
 def _text(value: object) -> str:
+    if type(value) is str:  # the usual case (CSV cells, JSON strings); str() would return it as is
+        return value.strip()
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
@@ -158,7 +164,38 @@ def normalize_cookie(value: object) -> str:
     return _text(value)
 
 
+# Addresses that email-validator accepts for sure, without running it: a lower-case ASCII dot-atom
+# local part, then two or more letter-digit-hyphen labels ending in an alphabetic TLD, none of them
+# special-use ('localhost', '.test', ...), Punycode ('xn--') or another 'ab--' label. Anything
+# else, valid or not, goes through email-validator itself; tests/test_normalize_fast.py checks that
+# email-validator accepts whatever this matches.
+_ATOM = "[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"(?![a-z0-9]{2}--)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_SPECIAL_USE = "|".join(map(re.escape, email_validator.SPECIAL_USE_DOMAIN_NAMES))
+_PLAIN_EMAIL = re.compile(
+    rf"{_ATOM}(?:\.{_ATOM})*@(?!(?:[a-z0-9-]+\.)*(?:{_SPECIAL_USE})\Z)(?:{_LABEL}\.)+[a-z]{{2,63}}"
+)
+_MAX_EMAIL_LENGTH = 254
+_MAX_LOCAL_PART_LENGTH = 64
+
+
+def _is_plain_email(text: str) -> bool:
+    return (
+        len(text) <= _MAX_EMAIL_LENGTH
+        and _PLAIN_EMAIL.fullmatch(text) is not None
+        and text.index("@") <= _MAX_LOCAL_PART_LENGTH
+    )
+
+
 def normalize_email(value: object) -> str:
+    text = _text(value).lower()
+    # Validating with email-validator costs ~25 µs; the common plain address is decided here.
+    if _is_plain_email(text):
+        return text
+    return _normalize_email_with_validator(value)
+
+
+def _normalize_email_with_validator(value: object) -> str:
     text = _text(value).lower()
     if not text:
         return ""
@@ -173,13 +210,17 @@ def normalize_email(value: object) -> str:
     return text
 
 
+_FLOAT_SUFFIX = re.compile(r"\.0+$")
+_NON_DIGITS = re.compile(r"\D")
+
+
 def normalize_phone(value: object) -> str:
     text = _text(value)
     if not text:
         return ""
     # Spreadsheets turn 19337251087 into 19337251087.0; undo that before keeping digits only.
-    text = re.sub(r"\.0+$", "", text)
-    digits = re.sub(r"\D", "", text)
+    text = _FLOAT_SUFFIX.sub("", text)
+    digits = _NON_DIGITS.sub("", text)
     if not digits:
         raise FieldWarning(f"phone_number: '{text}' has no digits")
     number = ("+" if text.startswith("+") else "") + digits
@@ -189,20 +230,83 @@ def normalize_phone(value: object) -> str:
 
 
 def is_possible_phone(number: str, country_code: str | None) -> bool:
-    candidates = [number if number.startswith("+") else "+" + number]
-    if country_code:
-        candidates.append(number)
-    for candidate in candidates:
-        try:
-            if phonenumbers.is_possible_number(phonenumbers.parse(candidate, country_code)):
-                return True
-        except phonenumbers.NumberParseException:
-            continue
-    return False
+    international = number if number.startswith("+") else "+" + number
+    possible = _possible_international(international[1:])
+    if possible is None:
+        possible = _phonenumbers_possible(international, country_code)
+    if possible or not country_code or number == international:
+        return possible
+    return _phonenumbers_possible(number, country_code)
+
+
+def _phonenumbers_possible(candidate: str, country_code: str | None) -> bool:
+    try:
+        return phonenumbers.is_possible_number(phonenumbers.parse(candidate, country_code))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+def _possible_international(digits: str) -> bool | None:
+    """What ``_phonenumbers_possible("+" + digits, any region)`` answers, or None if it must be asked.
+
+    Parsing costs ~15 µs. For 3-17 ASCII digits not starting with 0, phonenumbers takes the
+    country calling code from the first 1-3 digits (the region is unused after a '+'); when the
+    calling code's national-prefix rule does not match the rest, nothing is stripped, and
+    is_possible_number only looks up the rest's length in the calling code's possible lengths.
+    Other cases (unknown calling code, a prefix to strip) are left to phonenumbers.
+    """
+    if not (3 <= len(digits) <= 17 and digits.isascii() and digits.isdigit()) or digits[0] == "0":
+        return None
+    for size in (1, 2, 3):
+        calling_code = int(digits[:size])
+        if calling_code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        return None
+    rules = _calling_code_length_rules(calling_code)
+    if rules is None:
+        return None
+    national_prefix, possible_lengths = rules
+    national = digits[size:]
+    if len(national) < 2:  # phonenumbers: too short to be a national number
+        return False
+    if national_prefix is not None and national_prefix.match(national):
+        return None
+    return len(national) in possible_lengths
+
+
+@cache  # one entry per country calling code (~250)
+def _calling_code_length_rules(calling_code: int) -> tuple[re.Pattern[str] | None, frozenset[int]] | None:
+    """The national-prefix pattern and possible national-number lengths (local-only ones included)."""
+    region = phonenumbers.region_code_for_country_code(calling_code)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(calling_code, region)
+    desc = metadata.general_desc if metadata is not None else None
+    if desc is None or not desc.possible_length:
+        return None
+    prefix = metadata.national_prefix_for_parsing
+    return (
+        re.compile(prefix) if prefix else None,
+        frozenset(desc.possible_length) | frozenset(desc.possible_length_local_only or ()),
+    )
+
+
+# The seed's M/D/YYYY H:MM, read without strptime's overhead; other shapes and impossible values
+# (month 13, 24:00) take the general path below, which gives them their usual result or error.
+_CSV_MINUTE = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{4}) ([0-9]{1,2}):([0-9]{2})")
 
 
 def parse_created_at(value: object) -> dt.datetime:
     text = _text(value)
+    if m := _CSV_MINUTE.fullmatch(text):
+        month, day, year, hour, minute = map(int, m.groups())
+        try:
+            return dt.datetime(year, month, day, hour, minute, tzinfo=dt.UTC)
+        except ValueError:
+            pass
+    return _parse_created_at_text(text)
+
+
+def _parse_created_at_text(text: str) -> dt.datetime:
     if not text:
         raise RecordRejected("created_at: missing", ("created_at",))
     parsed = None
@@ -319,6 +423,13 @@ def parse_income(value: object) -> tuple[str, int | None, int | None]:
     raise FieldWarning(f"income: '{text[:60]}' is neither a bracket nor a number")
 
 
+@lru_cache(maxsize=_MEMO_SIZE)
+def _interests_from_text(text: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """``normalize_interests`` of a string, frozen so that cached results cannot be altered."""
+    interests, warnings = normalize_interests(text)
+    return tuple(interests.items()), tuple(warnings)
+
+
 def normalize_interests(value: object) -> tuple[dict[str, str], list[str]]:
     """Interest key (case-folded) -> display label, plus warnings for unusable entries."""
     if value is None:
@@ -338,6 +449,38 @@ def normalize_interests(value: object) -> tuple[dict[str, str], list[str]]:
             continue
         interests.setdefault(label.casefold(), canonical_case(label))
     return interests, warnings
+
+
+def _outcome(normalizer: Callable[..., object], value: object, *args: object) -> tuple[object, str | None]:
+    """The normalized value and no warning, or None and the warning's text."""
+    try:
+        return normalizer(value, *args), None
+    except FieldWarning as exc:
+        return None, str(exc)
+
+
+def _memoized(normalizer: Callable[..., object]) -> Callable[..., tuple[object, str | None]]:
+    """``_outcome`` of the normalizer, memoized for str values (JSON numbers, lists etc. are not:
+    1, 1.0 and True are equal keys yet read differently, and lists are unhashable)."""
+    cached = lru_cache(maxsize=_MEMO_SIZE)(partial(_outcome, normalizer))
+
+    def outcome(value: object, *args: object) -> tuple[object, str | None]:
+        if type(value) is str:
+            return cached(value, *args)
+        return _outcome(normalizer, value, *args)
+
+    return outcome
+
+
+# How parse_record reads each field. Memoized: these columns hold a few hundred distinct values
+# over millions of rows; emails and phone numbers are mostly unique, so caching them would not pay.
+_read_email = partial(_outcome, normalize_email)
+_read_phone = partial(_outcome, normalize_phone)
+_read_country = _memoized(normalize_country)
+_read_label = _memoized(normalize_label)
+_read_age = _memoized(normalize_age)
+_read_gender = _memoized(normalize_gender)
+_read_income = _memoized(parse_income)
 
 
 def is_placeholder(value: str) -> bool:
@@ -371,12 +514,11 @@ def parse_record(
     warnings: list[str] = []
     traits: dict[str, dict[str, object]] = {}
 
-    def read(name: str, normalizer, *args):
-        try:
-            return normalizer(fields.get(name), *args)
-        except FieldWarning as exc:
-            warnings.append(str(exc))
-            return None
+    def read(name: str, reader, *args):
+        value, warning = reader(fields.get(name), *args)
+        if warning is not None:
+            warnings.append(warning)
+        return value
 
     def usable(kind: str, value: str) -> bool:
         if not value:
@@ -391,12 +533,12 @@ def parse_record(
     if usable(COOKIE, cookie):
         identifiers.append((COOKIE, cookie))
         traits["cookie"] = {"cookie": cookie}
-    email = read("email", normalize_email)
+    email = read("email", _read_email)
     if email and usable(EMAIL, email):
         identifiers.append((EMAIL, email))
         traits["email"] = {"email": email}
-    phone = read("phone_number", normalize_phone)
-    country = read("country", normalize_country)
+    phone = read("phone_number", _read_phone)
+    country = read("country", _read_country)
     if phone:
         if not is_possible_phone(phone, country_code(country or "")):
             warnings.append(f"phone_number: '{phone}' is not a possible phone number")
@@ -410,17 +552,22 @@ def parse_record(
     if country:
         traits["country"] = {"country": country}
     for name in ("state", "city", "education"):
-        if text := read(name, normalize_label, name):
+        if text := read(name, _read_label, name):
             traits[name] = {name: text}
-    age = read("age", normalize_age)
+    age = read("age", _read_age)
     if age is not None:
         traits["age"] = {"age": age}
-    if gender := read("gender", normalize_gender):
+    if gender := read("gender", _read_gender):
         traits["gender"] = {"gender": gender}
-    income = read("income", parse_income)
+    income = read("income", _read_income)
     if income and income[0]:
         traits["income"] = dict(zip(TRAIT_COLUMNS["income"], income, strict=True))
-    interests, interest_warnings = normalize_interests(fields.get("interests"))
+    raw_interests = fields.get("interests")
+    if type(raw_interests) is str:
+        interest_items, interest_warnings = _interests_from_text(raw_interests)
+        interests = dict(interest_items)
+    else:
+        interests, interest_warnings = normalize_interests(raw_interests)
     warnings.extend(interest_warnings)
     return ParsedRecord(
         created_at=created_at,
