@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import multiprocessing
 import os
 import platform
 import random
@@ -224,7 +225,10 @@ def main() -> None:
 
     DATA.mkdir(exist_ok=True)
     base_path = generated(args.base_rows, BASE_SEED)
-    new_path, stats = matching_file(base_path, args.base_rows, args.rows)
+    # In a child process: reading the base file grows this process, and Linux counts a parent's resident
+    # set at fork into each child's peak (ru_maxrss), which would inflate every peak measured below.
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        new_path, stats = pool.apply(matching_file, (base_path, args.base_rows, args.rows))
     print(
         f"base {args.base_rows:,} rows ({base_path.stat().st_size / 1e6:.0f} MB, seed {BASE_SEED}), new file "
         f"{args.rows:,} rows (seed {NEW_SEED}; {', '.join(f'{n:,} {what}' for what, n in stats.items())}); "
