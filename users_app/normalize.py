@@ -59,6 +59,7 @@ PLACEHOLDER_IDENTIFIERS = frozenset(
 
 MAX_TEXT_LENGTH = 255
 MAX_INTEREST_LENGTH = 100
+MAX_INTERESTS = 100  # different interests in one record
 MAX_AGE = 130
 
 # Bound of each memo of a low-cardinality field (see _memoized).
@@ -146,18 +147,33 @@ def _text(value: object) -> str:
     return str(value).strip()
 
 
-def canonical_case(text: str) -> str:
-    """Title-case text typed in one case (``TAMIL NADU``); keep deliberate mixed case as given."""
-    if not (text.isupper() or text.islower()):
-        return text
+def _one_case(text: str) -> bool:
+    return text.isupper() or text.islower()
 
+
+def _title_words(text: str) -> str:
     def word(w: str, first: bool) -> str:
         if not first and w in LOWERCASE_PARTICLES:
             return w
-        return "-".join(part[:1].upper() + part[1:] for part in w.split("-"))
+        return "-".join(part[:1].title() + part[1:] for part in w.split("-"))
 
     words = text.lower().split()
     return " ".join(word(w, i == 0) for i, w in enumerate(words))
+
+
+def canonical_case(text: str) -> str:
+    """Title-case text typed in one case (``TAMIL NADU``); keep deliberate mixed case as given.
+
+    Idempotent: a few letters' case mappings do not go back and forth (U+0149, an n after an
+    apostrophe, title-cases to two letters in upper case, which lower-case to two other letters;
+    sharp s title-cases to ``Ss``), so the rule is applied again until the text stops changing
+    (twice at most in practice), and normalizing a normalized value changes nothing.
+    """
+    for _ in range(4):
+        if not _one_case(text) or (titled := _title_words(text)) == text:
+            break
+        text = titled
+    return text
 
 
 def normalize_cookie(value: object) -> str:
@@ -361,10 +377,11 @@ def country_code(name: str) -> str | None:
 
 
 def normalize_label(value: object, field_name: str) -> str:
-    text = " ".join(_text(value).split())
+    # Measured after case changes, which can lengthen text (ß -> Ss): the result must fit its column.
+    text = canonical_case(" ".join(_text(value).split()))
     if len(text) > MAX_TEXT_LENGTH:
         raise FieldWarning(f"{field_name}: longer than {MAX_TEXT_LENGTH} characters")
-    return canonical_case(text)
+    return text
 
 
 def normalize_age(value: object) -> int | None:
@@ -411,7 +428,9 @@ def parse_income(value: object) -> tuple[str, int | None, int | None]:
         raise FieldWarning(f"income: longer than {MAX_TEXT_LENGTH} characters")
     lowered = text.lower()
     if m := re.fullmatch(rf"(?:under|below|less than|<)\s*{_MONEY}", lowered):
-        return text, 0, _amount(m[1], m[2]) - 1
+        if (upper := _amount(m[1], m[2]) - 1) < 0:
+            raise FieldWarning(f"income: '{text[:60]}' is an empty range")
+        return text, 0, upper
     if m := re.fullmatch(rf"{_MONEY}\s*(?:\+|and (?:above|over|up)|or more)", lowered):
         return text, _amount(m[1], m[2]), None
     if m := re.fullmatch(rf"{_MONEY}\s*(?:-|\u2013|to)\s*{_MONEY}", lowered):
@@ -431,24 +450,35 @@ def _interests_from_text(text: str) -> tuple[tuple[tuple[str, str], ...], tuple[
 
 
 def normalize_interests(value: object) -> tuple[dict[str, str], list[str]]:
-    """Interest key (case-folded) -> display label, plus warnings for unusable entries."""
+    """Interest key (case-folded) -> display label, plus warnings for unusable entries.
+
+    More than ``MAX_INTERESTS`` different interests is no list a person gave (the API refuses it):
+    none are kept, with a warning. Each warning is given once, however many entries it is about.
+    """
     if value is None:
         return {}, []
     items: Iterable[object] = value if isinstance(value, (list, tuple)) else _text(value).split("|")
     interests: dict[str, str] = {}
-    warnings = []
+    warnings: dict[str, None] = {}  # an ordered set
     for item in items:
         if not isinstance(item, (str, int, float)) or isinstance(item, bool):
-            warnings.append("interests: an entry is not text")
+            warnings["interests: an entry is not text"] = None
             continue
         label = " ".join(_text(item).split())
         if not label:
             continue
-        if len(label) > MAX_INTEREST_LENGTH:
-            warnings.append(f"interests: an entry is longer than {MAX_INTEREST_LENGTH} characters")
+        # The key is the name's, so that reading a name again gives the same key (a dotless i is
+        # named "I", whose key is "i"). Both fit Interest's columns, though case changes can lengthen text.
+        name = canonical_case(label)
+        key = name.casefold()
+        if max(len(label), len(key), len(name)) > MAX_INTEREST_LENGTH:
+            warnings[f"interests: an entry is longer than {MAX_INTEREST_LENGTH} characters"] = None
             continue
-        interests.setdefault(label.casefold(), canonical_case(label))
-    return interests, warnings
+        interests.setdefault(key, name)
+    if len(interests) > MAX_INTERESTS:
+        warnings[f"interests: {len(interests):,} different entries, more than {MAX_INTERESTS}; none kept"] = None
+        interests = {}
+    return interests, list(warnings)
 
 
 def _outcome(normalizer: Callable[..., object], value: object, *args: object) -> tuple[object, str | None]:
