@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.http import JsonResponse
 from django.views.defaults import page_not_found
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -35,11 +35,18 @@ def exception_handler(exc, context):
         exc = PayloadTooLarge()
     elif isinstance(exc, RecursionError):
         exc = exceptions.ParseError("JSON nested too deeply.")
-    elif isinstance(exc, DatabaseError) and not _database_reachable():
+    elif isinstance(exc, (OperationalError, InterfaceError)) or (
+        isinstance(exc, DatabaseError) and not _database_reachable()
+    ):
+        # OperationalError: the database could not do it now (refused the connection, is starting up or
+        # shutting down, dropped the connection). It may be back by the time we look: 503 all the same.
         exc = ServiceUnavailable()
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, ServiceUnavailable):
         response["Retry-After"] = "5"
+    if response is not None and isinstance(response.data, list) and all(isinstance(m, str) for m in response.data):
+        # A bare list of messages (DRF's search filter on a NUL character, say): errors are objects.
+        response.data = {"detail": " ".join(response.data)}
     return response
 
 
@@ -105,7 +112,7 @@ class BearerKeyScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "A key from `manage.py create_api_key NAME --scope ingest|read`.",
+            "description": "A key from `manage.py create_api_key NAME --scope ingest|read|erase`.",
         }
 
 

@@ -6,9 +6,22 @@ DJANGO_DEBUG        default: off
 DJANGO_ALLOWED_HOSTS  default: localhost,127.0.0.1
 IDENTITY_MATCH_PHONE  default: off (phone numbers are traits, not identifiers)
 IDENTIFIER_BLOCKLIST  comma-separated identifier values that never link records
+PII_HASH_KEY        default: derived from DJANGO_SECRET_KEY. Key of the HMAC-SHA256 that the suppression
+                    list of erased people's identifiers stores instead of the values. Changing it (or,
+                    while it is unset, the secret key) forgets every suppression: records of erased
+                    people would be stored again. Set it explicitly before rotating the secret key.
 API_RATE_INGEST / API_RATE_READ  requests per key, e.g. 60000/min (per server process)
 DATABASE_CONN_MAX_AGE  default: 60 (seconds a worker keeps its database connection; 0: one per request)
 IMPORT_UPLOAD_DIR   default: uploads/ in the project folder (CSV files uploaded in the admin, while imported)
+DJANGO_LOG_LEVEL    default: WARNING (Django's messages, server errors with their traceback, go to stderr)
+
+HTTPS, in production only (with DJANGO_DEBUG on they are all off, for `make demo` on plain http):
+DJANGO_SECURE_SSL_REDIRECT  default: on (plain-http requests are redirected to https)
+DJANGO_SECURE_PROXY_SSL_HEADER  default: none; behind a TLS proxy, the header that says the request
+                    came in over https, e.g. HTTP_X_FORWARDED_PROTO,https (only if the proxy sets it)
+DJANGO_SECURE_HSTS_SECONDS  default: 31536000 (one year of Strict-Transport-Security)
+DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS / DJANGO_SECURE_HSTS_PRELOAD  default: on
+Session and CSRF cookies are https-only in production.
 """
 
 from pathlib import Path
@@ -27,6 +40,22 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("Set DJANGO_SECRET_KEY (or DJANGO_DEBUG=1 for local development).")
     SECRET_KEY = "insecure-development-key-only-for-debug-mode"
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+
+# HTTPS in production (`manage.py check --deploy` passes with the defaults); all off in DEBUG, where
+# `make demo` serves plain http. The live-server tests and bench/ run gunicorn with DEBUG off over
+# plain http on loopback, so they set DJANGO_SECURE_SSL_REDIRECT=0.
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+# Only trust this header behind a proxy that sets it (and strips it from clients' requests).
+SECURE_PROXY_SSL_HEADER = env.tuple("DJANGO_SECURE_PROXY_SSL_HEADER", default=None)
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=not DEBUG)
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "analytics_site.admin_site.AnalyticsAdminConfig",
@@ -97,6 +126,15 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Django's default sends server errors only to ADMINS by mail when DEBUG is off, so a 500 would leave
+# no trace; stderr is gunicorn's error log.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "loggers": {"django": {"handlers": ["stderr"], "level": env.str("DJANGO_LOG_LEVEL", default="WARNING")}},
+}
+
 STATIC_URL = "static/"
 # Project-wide static files: vendored libraries (static/vendor/README.md says where each comes from).
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -108,6 +146,8 @@ WHITENOISE_USE_FINDERS = True
 
 IDENTITY_MATCH_PHONE = env.bool("IDENTITY_MATCH_PHONE", default=False)
 IDENTIFIER_BLOCKLIST = env.list("IDENTIFIER_BLOCKLIST", default=[])
+# Its own prefix keeps these hashes apart from everything else Django derives from SECRET_KEY.
+PII_HASH_KEY = env.str("PII_HASH_KEY", default="") or f"pii-hash-key:{SECRET_KEY}"
 
 # Files uploaded on the admin's import page are streamed here (not to memory nor the system temp
 # dir, often RAM-backed) and deleted once imported.

@@ -56,6 +56,7 @@ def start_gunicorn(workers: int, port: int, log: Path) -> subprocess.Popen:
         **os.environ,
         "DJANGO_DEBUG": "0",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_SECURE_SSL_REDIRECT": "0",  # plain http on loopback; production redirects to https
         "API_RATE_INGEST": "100000000/min",
         "API_RATE_READ": "100000000/min",
     }

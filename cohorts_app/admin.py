@@ -8,6 +8,8 @@ from django.utils.html import format_html
 
 from analytics_site.csv_export import csv_download
 from users_app.admin import ProfileAdmin
+from users_app.audit import audit_record, request_actor
+from users_app.models import AuditEvent
 
 from .models import MultiDeviceProfile, Segment
 from .segments import (
@@ -92,6 +94,12 @@ class SegmentAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request, segment):
             raise PermissionDenied
         rows = profile_export_rows(segment_profiles(segment))
+        audit_record(
+            actor=request_actor(request),
+            action=AuditEvent.Action.EXPORT,
+            summary=f"Exported segment '{segment.name}' (every member with every identifier) as CSV",
+            details={"segment_id": segment.pk, "filters": segment.filters},
+        )
         return csv_download(f"segment-{segment.pk}.csv", EXPORT_HEADER, rows)
 
     @admin.display(description="filters")

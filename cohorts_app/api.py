@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from analytics_site.api import BigListPagination, PersonalDataViewSet, positive_query_integer
 from users_app.access import CanReadPersonalData, ReadRateThrottle
-from users_app.api import profiles_for_documents
+from users_app.api import ProfileViewSet, profiles_for_documents
 from users_app.filtersets import ProfileFilterSet
 from users_app.models import Profile
 from users_app.serializers import ProfileSerializer, SeedProfileSerializer
@@ -67,6 +67,8 @@ class CohortMemberViewSet(PersonalDataViewSet):
     queryset = Profile.objects.multi_device().with_interest_names()
     serializer_class = ProfileSerializer
     filterset_class = ProfileFilterSet
+    # Not DRF's default (every serializer field): sorting by email or phone would leak them to masking keys.
+    ordering_fields = ProfileViewSet.ordering_fields
 
 
 class CanManageSegments(CanReadPersonalData):

@@ -1,5 +1,13 @@
 import pytest
+from django.core.cache import cache
 from django.db import connection
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache: filter menus and rate limits cached by an earlier test
+    would otherwise show that test's data."""
+    cache.clear()
 
 
 @pytest.fixture

@@ -86,6 +86,7 @@ def gunicorn(*, log_path: Path, database_url: str, workers: int = 1, healthy: bo
         "DJANGO_SECRET_KEY": "live-server-tests-only",
         "DJANGO_DEBUG": "0",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_SECURE_SSL_REDIRECT": "0",  # plain http on loopback; production redirects to https
         **env,
     }
     command = [

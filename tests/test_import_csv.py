@@ -1,6 +1,7 @@
 """``import_csv``: the file format, rejects, dry runs, idempotence, resumption and the writer lock."""
 
 import csv
+import io
 import json
 
 import pytest
@@ -180,3 +181,13 @@ def test_a_second_import_while_one_runs_is_refused_with_a_clear_message(tmp_path
     assert not RawRecord.objects.exists()
     run_import(path)
     assert RawRecord.objects.count() == 1
+
+
+def test_an_import_told_to_wait_says_so_and_runs_once_the_other_writer_is_done(tmp_path):
+    path = write_csv(tmp_path / "queued.csv", [record(cookie="A"), record(cookie="B")])
+    stderr = io.StringIO()
+    with writer_lock_held_elsewhere(seconds=1):  # the other writer finishes after 1 s
+        call_command("import_csv", str(path), "--wait", stdout=io.StringIO(), stderr=stderr)
+    assert "Another import or rebuild is running; waiting for it to finish" in stderr.getvalue()
+    assert RawRecord.objects.count() == 2
+    assert ImportRun.objects.get().status == ImportRun.Status.COMPLETED

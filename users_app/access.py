@@ -2,7 +2,8 @@
 
 Keys look like ``ak_<prefix>_<secret>``; only the sha256 of the whole key is stored, and the
 prefix finds the row. Ingest keys can only ingest; personal data needs a read key or a staff
-session. Nothing but the health check answers anonymously.
+session; erasing a person needs an erase key (which can do nothing else) or a staff login with the
+permission to delete profiles. Nothing but the health check answers anonymously.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
 
-from .models import ApiKey
+from .audit import audit_record
+from .models import ApiKey, AuditEvent
 
 KEY_START = "ak_"
 
@@ -27,11 +30,52 @@ def _digest(key: str) -> str:
 
 
 @transaction.atomic
-def api_key_create(*, name: str, scope: str) -> tuple[ApiKey, str]:
-    """A new key and its one-time plain text."""
+def api_key_create(*, name: str, scope: str, mask_pii: bool = False, actor: str = "system") -> tuple[ApiKey, str]:
+    """A new key and its one-time plain text; the audit log records who made it."""
     prefix = secrets.token_hex(5)
-    key = f"{KEY_START}{prefix}_{secrets.token_urlsafe(32)}"
-    return ApiKey.objects.create(name=name, scope=scope, prefix=prefix, key_hash=_digest(key)), key
+    plain = f"{KEY_START}{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(name=name, scope=scope, mask_pii=mask_pii, prefix=prefix, key_hash=_digest(plain))
+    key.full_clean()
+    key.save()
+    masked = ", personal data masked" if mask_pii else ""
+    audit_record(
+        actor=actor,
+        action=AuditEvent.Action.KEY_CREATED,
+        summary=f"Created {scope} key '{name}' ({prefix}){masked}",
+        details={"key_id": key.pk, "prefix": prefix, "scope": scope, "mask_pii": mask_pii},
+    )
+    return key, plain
+
+
+@transaction.atomic
+def api_key_revoke(*, keys: QuerySet[ApiKey], actor: str) -> int:
+    """Revoke the keys not revoked yet, each with an audit event; how many were."""
+    revoking = list(keys.select_for_update().filter(revoked_at__isnull=True))
+    ApiKey.objects.filter(pk__in=[key.pk for key in revoking]).update(revoked_at=timezone.now())
+    for key in revoking:
+        audit_record(
+            actor=actor,
+            action=AuditEvent.Action.KEY_REVOKED,
+            summary=f"Revoked {key.scope} key '{key.name}' ({key.prefix})",
+            details={"key_id": key.pk, "prefix": key.prefix},
+        )
+    return len(revoking)
+
+
+@transaction.atomic
+def api_key_set_masking(*, key: ApiKey, mask_pii: bool, actor: str) -> None:
+    """Turn masking of personal data on or off for a key, with an audit event when it changes."""
+    if key.mask_pii == mask_pii:
+        return
+    key.mask_pii = mask_pii
+    key.full_clean()
+    key.save(update_fields=["mask_pii"])
+    audit_record(
+        actor=actor,
+        action=AuditEvent.Action.KEY_CHANGED,
+        summary=f"{'Masked' if mask_pii else 'Unmasked'} personal data for key '{key.name}' ({key.prefix})",
+        details={"key_id": key.pk, "prefix": key.prefix, "mask_pii": mask_pii},
+    )
 
 
 def api_key_lookup(key: str) -> ApiKey | None:
@@ -102,6 +146,16 @@ class CanReadPersonalData(permissions.BasePermission):
 
     def has_permission(self, request, view):
         return _key_scope(request) == ApiKey.Scope.READ or _is_staff(request)
+
+
+class CanErase(permissions.BasePermission):
+    message = "Erasing a person needs an erase key (or a staff login allowed to delete profiles)."
+
+    def has_permission(self, request, view):
+        if _key_scope(request) == ApiKey.Scope.ERASE:
+            return True
+        # Not every staff member: erasure cannot be undone, so it takes the model permission too.
+        return _is_staff(request) and request.user.has_perm("users_app.delete_profile")
 
 
 class ClientRateThrottle(throttling.SimpleRateThrottle):

@@ -11,14 +11,26 @@ from django.contrib.admin.options import ShowFacets
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
+from .access import api_key_create, api_key_revoke, api_key_set_masking
 from .admin_filters import PROFILE_LIST_FILTERS
+from .audit import request_actor
 from .filtersets import ProfileFilterSet
-from .models import ApiKey, BlockedIdentifier, Identifier, ImportReject, ImportRun, Profile, ProfileMerge, RawRecord
+from .models import (
+    ApiKey,
+    AuditEvent,
+    BlockedIdentifier,
+    Identifier,
+    ImportReject,
+    ImportRun,
+    Profile,
+    ProfileMerge,
+    RawRecord,
+)
 from .normalize import FieldWarning, normalize_phone
 from .selectors import count_within, merge_history, planner_row_estimate
 from .upload_views import UPLOAD_PERMISSION
@@ -259,22 +271,68 @@ class ImportRunAdmin(ReadOnlyAdmin):
 @admin.register(BlockedIdentifier)
 class BlockedIdentifierAdmin(admin.ModelAdmin):
     list_display = ("kind", "value", "reason", "created_at")
-    search_fields = ("value",)
+    # Whole values only (case ignored): the list holds emails and phone numbers; the reason is free text.
+    search_fields = ("=value", "reason")
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    """Keys are created with ``manage.py create_api_key`` (the key is shown once); here they are revoked."""
+    """Keys are created here or with ``manage.py create_api_key`` (the key is shown once), and revoked here.
 
-    list_display = ("name", "scope", "prefix", "created_at", "last_used_at", "revoked_at")
-    list_filter = ("scope",)
-    readonly_fields = ("name", "scope", "prefix", "key_hash", "created_at", "last_used_at", "revoked_at")
+    Every write goes through ``users_app.access``, which records it in the audit log. Keys are revoked,
+    never deleted, so the log's key ids keep meaning something. Only masking can change afterwards.
+    """
+
+    list_display = ("name", "scope", "mask_pii", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("scope", "mask_pii")
     actions = ["revoke"]
+    add_fields = ("name", "scope", "mask_pii")
+    fixed_fields = ("name", "scope", "prefix", "created_at", "last_used_at", "revoked_at")
 
-    def has_add_permission(self, request):
+    def get_fields(self, request, obj=None):
+        return self.add_fields if obj is None else (*self.fixed_fields, "mask_pii")
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        if obj.revoked_at or obj.scope != ApiKey.Scope.READ:
+            return (*self.fixed_fields, "mask_pii")
+        return self.fixed_fields
+
+    def has_delete_permission(self, request, obj=None):
         return False
+
+    def save_model(self, request, obj, form, change):
+        actor = request_actor(request)
+        if change:
+            if "mask_pii" in form.changed_data:
+                api_key_set_masking(key=ApiKey.objects.get(pk=obj.pk), mask_pii=obj.mask_pii, actor=actor)
+            return
+        created, plain_key = api_key_create(name=obj.name, scope=obj.scope, mask_pii=obj.mask_pii, actor=actor)
+        # The admin goes on with ``obj`` (its log entry, response_add): make it the saved key.
+        obj.pk = created.pk
+        obj.refresh_from_db()
+        obj._state.adding = False
+        obj.plain_key = plain_key
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """The new key's only showing (admin pages are never cached)."""
+        context = {**self.admin_site.each_context(request), "title": "API key created", "key": obj}
+        return TemplateResponse(request, "admin/users_app/apikey/created.html", {**context, "plain_key": obj.plain_key})
 
     @admin.action(description="Revoke the selected keys", permissions=["change"])
     def revoke(self, request, queryset):
-        revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        revoked = api_key_revoke(keys=queryset, actor=request_actor(request))
         self.message_user(request, f"Revoked {revoked} key(s).")
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    """The audit log: viewable by whoever may view it, changeable by nobody (superusers included)."""
+
+    list_display = ("created_at", "actor", "action", "summary")
+    list_filter = ("action",)
+    search_fields = ("=actor",)
+    fields = ("created_at", "actor", "action", "summary", "details")
+    readonly_fields = fields
+    date_hierarchy = "created_at"

@@ -5,20 +5,24 @@ Views validate with serializers and hand records to ``records_ingest``; they hol
 
 from __future__ import annotations
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import status, views
+from rest_framework import generics, status, views
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from analytics_site.api import PayloadTooLarge, PersonalDataViewSet
 
-from .access import CanIngest, CanReadPersonalData, IngestRateThrottle, ReadRateThrottle
+from .access import CanErase, CanIngest, CanReadPersonalData, IngestRateThrottle, ReadRateThrottle
+from .audit import request_actor
+from .erasure import ErasureError, person_erase
 from .filtersets import ProfileFilterSet
 from .ingestion import IncomingRecord, RecordOutcome, records_ingest, run_with_retries
 from .models import IdentifierKind, ImportRun, Profile, RawRecord
 from .serializers import (
+    ErasureResultSerializer,
     ImportRunDetailSerializer,
     ImportRunSerializer,
     IngestBatchSerializer,
@@ -89,7 +93,11 @@ class IngestView(IngestBase):
         request=IngestSerializer,
         responses={
             201: OpenApiResponse(IngestResultSerializer, description="A new person."),
-            200: OpenApiResponse(IngestResultSerializer, description="Joined, updated or merged a person."),
+            200: OpenApiResponse(
+                IngestResultSerializer,
+                description="Joined, updated or merged a person; or, with status `suppressed`, dropped and not "
+                "stored: the record holds an identifier of a person erased on request.",
+            ),
             400: OpenApiResponse(description="Errors by field."),
         },
         parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False)],
@@ -115,7 +123,13 @@ class IngestBatchView(IngestBase):
 
     @extend_schema(
         request=IngestBatchSerializer,
-        responses={200: OpenApiResponse(IngestResultSerializer(many=True), description="One result per item.")},
+        responses={
+            200: OpenApiResponse(
+                IngestResultSerializer(many=True),
+                description="One result per item; status `suppressed`: dropped and not stored (an identifier of a "
+                "person erased on request).",
+            )
+        },
     )
     def post(self, request):
         envelope = IngestBatchSerializer(data=request.data)
@@ -159,7 +173,7 @@ class UserLookupView(views.APIView):
         cookie, email = query.validated_data.get("cookie"), query.validated_data.get("email", "").lower()
         kind, value = (IdentifierKind.COOKIE, cookie) if cookie else (IdentifierKind.EMAIL, email)
         profile = get_object_or_404(profiles_for_documents(Profile.objects.with_identifier(kind, value)))
-        return Response(SeedProfileSerializer(profile).data)
+        return Response(SeedProfileSerializer(profile, context={"request": request}).data)
 
 
 class ProfileViewSet(PersonalDataViewSet):
@@ -180,6 +194,24 @@ class ProfileViewSet(PersonalDataViewSet):
             queryset = queryset.prefetch_related("identifiers", "raw_records")
         return queryset
 
+    def get_permissions(self):
+        return [CanErase()] if self.action == "destroy" else super().get_permissions()
+
+    @extend_schema(
+        summary="Erase a person (right to be forgotten)",
+        description="Removes the profile, its identifiers, raw records, interests and merge history, and "
+        "suppresses its identifiers (stored as salted hashes): records sent later with any of them are "
+        "dropped and counted as `suppressed`, not stored. Needs an erase key. Cannot be undone.",
+        responses={200: OpenApiResponse(ErasureResultSerializer, description="Erased: the rows removed, by table.")},
+    )
+    def destroy(self, request, *args, **kwargs):
+        profile = generics.get_object_or_404(Profile.objects.all(), pk=kwargs["pk"])
+        try:
+            result = person_erase(profile=profile, dry_run=False, actor=request_actor(request))
+        except ErasureError as exc:  # erased or merged away by a concurrent request
+            raise Http404(str(exc)) from None
+        return Response(ErasureResultSerializer(result).data)
+
 
 class RawRecordViewSet(PersonalDataViewSet):
     """The raw log, read-only: every record as received."""
@@ -187,6 +219,8 @@ class RawRecordViewSet(PersonalDataViewSet):
     queryset = RawRecord.objects.all()
     serializer_class = RawRecordSerializer
     filterset_fields = ["source", "import_run", "profile"]
+    # Not DRF's default (every serializer field): sorting by the record's data would leak emails and phones.
+    ordering_fields = ["id", "created_at", "received_at"]
 
 
 class ImportRunViewSet(PersonalDataViewSet):

@@ -5,8 +5,10 @@
   state one clean run gives.
 - Each batch (raw records, profile changes, rejects, the run's counters and resume point) is one
   transaction, so a kill loses at most the batch in flight and never half of one.
-- The whole file is checked for UTF-8 and a usable header before anything is written.
-- One import or rebuild at a time (``locks.exclusive_writer``); a second one is refused.
+- The whole file is checked before anything is written: UTF-8 without NUL characters, a usable
+  header, at least one row after it. A row too long or too wide to be a record is rejected alone.
+- One import or rebuild at a time (``locks.exclusive_writer``); a second one is refused, or with
+  ``wait_for_writer`` waits for its turn.
 - ``csv_import_start`` runs the same import in a background thread (the admin's upload page).
 """
 
@@ -58,16 +60,29 @@ DEFAULT_BATCH_SIZE = 5000
 IMPORT_THREAD_NAME = "csv-import"  # csv_import_start's threads are named "csv-import <file name>"
 REJECT_REPORT_COLUMNS = ("line_number", "reason", "original")
 MAX_COLUMNS = 1000
+# A row's length bound: the API's single-record body limit (``api.MAX_INGEST_BYTES``), so that a row
+# too big for /api/ingest is not stored through the CSV road either.
+MAX_ROW_CHARS = 64 * 1024
 # csv's default 128 KiB field limit would abort the whole file on one oversized cell; a larger
 # bound lets that row be rejected on its own.
 csv.field_size_limit(16 * 1024 * 1024)
 
 ERROR_EMPTY = "{name}: the file is empty."
 ERROR_NOT_UTF8 = "{name}: line {line} is not valid UTF-8 ({detail}). Save the file as UTF-8 and try again."
+ERROR_NUL = (
+    "{name}: line {line} contains a NUL character, so the file is binary or UTF-16, not a CSV text file. "
+    "Save it as UTF-8 and try again."
+)
 ERROR_NO_HEADER = "{name}: the first line is not a CSV header."
+ERROR_NO_ROWS = "{name}: the header is not followed by any row."
 ERROR_MISSING_COLUMNS = "{name}: the header has no {missing} column. Expected columns: {expected}."
 ERROR_DUPLICATE_COLUMN = "{name}: the header names the column '{column}' twice."
 ERROR_TOO_MANY_COLUMNS = "{name}: the header has {count} columns; at most {limit} are accepted."
+# Reasons of a rejected row (the reject report gives its line number beside them).
+REJECT_ROW_TOO_LONG = (
+    "the row is {length:,} characters long; at most {limit:,} are accepted (this report keeps its first {limit:,})"
+)
+REJECT_ROW_TOO_WIDE = "the row has {count:,} values; at most {limit:,} are accepted"
 
 
 class ImportFileError(ValueError):
@@ -82,6 +97,7 @@ class ImportSummary:
     rows: int = 0
     accepted: int = 0
     rejected: int = 0
+    suppressed: int = 0  # dropped, not stored: identifiers of people erased on request
     warnings: int = 0
     profiles_created: int = 0
     merges: int = 0
@@ -109,7 +125,7 @@ class FileFacts(NamedTuple):
 
 
 def inspect_file(path: Path) -> FileFacts:
-    """sha256, size and line count of the file, after checking every byte is UTF-8."""
+    """sha256, size and line count of the file, after checking every byte is UTF-8 text (no NUL)."""
     name = path.name
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
@@ -125,6 +141,9 @@ def inspect_file(path: Path) -> FileFacts:
             except UnicodeDecodeError as exc:
                 line += chunk[: exc.start].count(b"\n")
                 raise ImportFileError(ERROR_NOT_UTF8.format(name=name, line=line, detail=exc.reason)) from None
+            # PostgreSQL cannot store NUL in text; in a CSV file it means binary data or UTF-16.
+            if (nul := chunk.find(b"\x00")) >= 0:
+                raise ImportFileError(ERROR_NUL.format(name=name, line=line + chunk[:nul].count(b"\n")))
             line += chunk.count(b"\n")
             last_byte = chunk[-1:]
         try:
@@ -223,9 +242,12 @@ def csv_import(
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
     on_start: Callable[[ImportSummary], None] | None = None,
+    wait_for_writer: Callable[[], None] | None = None,
 ) -> ImportSummary:
     """Import a CSV file. ``progress(bytes_done, bytes_total)`` is called after each batch;
-    ``on_start(summary)`` once the file's run exists (new, resumed or already imported), before any row."""
+    ``on_start(summary)`` once the file's run exists (new, resumed or already imported), before any row.
+    While another import or rebuild runs, the import is refused (WriterBusy), or, given
+    ``wait_for_writer``, calls it and waits for its turn."""
     path = Path(path)
     if not path.is_file():
         raise ImportFileError(f"{path}: no such file.")
@@ -233,7 +255,7 @@ def csv_import(
     columns = read_columns(path)
     started = time.monotonic()
     summary = ImportSummary(import_run=None, file_name=path.name, status="", dry_run=dry_run)
-    with exclusive_writer("import"):
+    with exclusive_writer("import", wait=wait_for_writer is not None, on_wait=wait_for_writer):
         try:
             # A dry run does all the work in a transaction it then rolls back: its figures are exact.
             with transaction.atomic() if dry_run else nullcontext():
@@ -302,10 +324,26 @@ def reject_report_rows(import_run_id: int) -> Iterator[tuple[int, str, str]]:
 
 def read_columns(path: Path) -> list[str]:
     with path.open(encoding="utf-8-sig", newline="") as text:
-        header = next(read_rows(text), None)
-    if header is None or header.values is None:
-        raise ImportFileError(ERROR_NO_HEADER.format(name=path.name))
-    return header_columns(header.values, path.name)
+        rows = read_rows(text)
+        header = next(rows, None)
+        if header is None or header.values is None:
+            raise ImportFileError(ERROR_NO_HEADER.format(name=path.name))
+        columns = header_columns(header.values, path.name)
+        if next(rows, None) is None:
+            raise ImportFileError(ERROR_NO_ROWS.format(name=path.name))
+    return columns
+
+
+def row_problem(row: CsvRow) -> str | None:
+    """Why a row cannot be a record whatever its values (unreadable, too long, too wide), or None."""
+    if row.values is None:
+        return row.error
+    length = len(row.original.rstrip("\r\n"))
+    if length > MAX_ROW_CHARS:
+        return REJECT_ROW_TOO_LONG.format(length=length, limit=MAX_ROW_CHARS)
+    if len(row.values) > MAX_COLUMNS:
+        return REJECT_ROW_TOO_WIDE.format(count=len(row.values), limit=MAX_COLUMNS)
+    return None
 
 
 def _import_locked(path, columns, facts, batch_size, summary, progress, on_start) -> None:
@@ -340,7 +378,7 @@ def _import_locked(path, columns, facts, batch_size, summary, progress, on_start
     if not summary.dry_run:
         bulk.analyze(RawRecord, Profile, Identifier, ProfileInterest)
     run.refresh_from_db()
-    for name in ("status", "rows", "accepted", "rejected", "warnings", "profiles_created", "merges"):
+    for name in ("status", "rows", "accepted", "rejected", "suppressed", "warnings", "profiles_created", "merges"):
         setattr(summary, name, getattr(run, name))
 
 
@@ -371,9 +409,11 @@ def _import_batch(run: ImportRun, columns: list[str], batch: list[CsvRow], rules
     unreadable: list[ImportReject] = []
     originals: dict[int, str] = {}
     for row in batch:
-        if row.values is None:
+        if problem := row_problem(row):
             unreadable.append(
-                ImportReject(import_run=run, line_number=row.line_number, reason=row.error, original=row.original)
+                ImportReject(
+                    import_run=run, line_number=row.line_number, reason=problem, original=row.original[:MAX_ROW_CHARS]
+                )
             )
             continue
         data, warnings = row_data(columns, row.values)
@@ -406,6 +446,7 @@ def _import_batch(run: ImportRun, columns: list[str], batch: list[CsvRow], rules
             rows=F("rows") + len(batch),
             accepted=F("accepted") + result.accepted,
             rejected=F("rejected") + len(rejects),
+            suppressed=F("suppressed") + result.suppressed,
             warnings=F("warnings") + result.with_warnings,
             profiles_created=F("profiles_created") + result.profiles_created,
             merges=F("merges") + result.merges,

@@ -1,8 +1,10 @@
 """Store incoming records in the raw log and resolve them into profiles.
 
 ``records_ingest`` is the single entry point for new records, whatever their road (CSV import,
-API): parse, skip records whose source key is already stored, insert raw records, resolve.
-``profiles_rebuild`` replays the raw log through the same parser and resolver.
+API): parse, skip records whose source key is already stored, resolve, insert raw records. A
+record holding an identifier of a person erased on request is dropped (not stored) and counted
+as "suppressed", even one that would have been rejected. ``profiles_rebuild`` replays the raw
+log through the same parser and resolver.
 """
 
 from __future__ import annotations
@@ -18,8 +20,20 @@ from django.utils import timezone
 from . import bulk
 from .locks import exclusive_writer
 from .models import Identifier, Profile, ProfileInterest, ProfileMerge, RawRecord
-from .normalize import ParsedRecord, RecordRejected, parse_record, record_fields
+from .normalize import (
+    COOKIE,
+    EMAIL,
+    PHONE,
+    ParsedRecord,
+    RecordRejected,
+    normalize_cookie,
+    normalize_email,
+    normalize_phone,
+    parse_record,
+    record_fields,
+)
 from .resolution import ResolutionConflict, StoredRecord, load_blocklist, resolve_records
+from .suppression import suppressed_identifiers
 
 # Errors a concurrent writer can cause; the whole transaction is safe to run again.
 RETRYABLE_ERRORS = (ResolutionConflict, IntegrityError, OperationalError)
@@ -54,6 +68,23 @@ class IdentityRules:
     def parse(self, data: Mapping[str, object]) -> ParsedRecord:
         return parse_record(record_fields(data), blocked=self.blocked, match_phone=self.match_phone)
 
+    def named_identifiers(self, data: Mapping[str, object]) -> set[tuple[str, str]]:
+        """The identifiers a record names, even one rejected for another reason (an unreadable date):
+        enough to tell whether it belongs to a person erased on request."""
+        fields = record_fields(data)
+        readers = [(COOKIE, normalize_cookie), (EMAIL, normalize_email)]
+        if self.match_phone:
+            readers.append((PHONE, normalize_phone))
+        named = set()
+        for kind, normalizer in readers:
+            try:
+                value = normalizer(fields.get(kind if kind != PHONE else "phone_number"))
+            except ValueError:  # FieldWarning (not an email, not a phone), or a value no text can hold
+                continue
+            if value:
+                named.add((kind, value))
+        return named
+
 
 @dataclass(frozen=True)
 class IncomingRecord:
@@ -67,7 +98,7 @@ class IncomingRecord:
 
 @dataclass
 class RecordOutcome:
-    status: str  # created | updated | merged | rejected
+    status: str  # created | updated | merged | rejected | suppressed (dropped: an erased person's identifier)
     raw_record_id: int | None = None
     profile_id: int | None = None
     reason: str = ""
@@ -77,7 +108,7 @@ class RecordOutcome:
 
     @property
     def accepted(self) -> bool:
-        return self.status != "rejected" and not self.duplicate
+        return self.status not in ("rejected", "suppressed") and not self.duplicate
 
 
 @dataclass
@@ -93,6 +124,10 @@ class IngestResult:
     @property
     def with_warnings(self) -> int:
         return sum(1 for o in self.outcomes if o.accepted and o.warnings)
+
+    @property
+    def suppressed(self) -> int:
+        return sum(1 for o in self.outcomes if o.status == "suppressed")
 
 
 def run_with_retries(work: Callable[[], object], attempts: int = RETRY_ATTEMPTS):
@@ -120,6 +155,7 @@ def records_ingest(*, records: Sequence[IncomingRecord], rules: IdentityRules | 
             outcomes[index] = RecordOutcome(
                 "rejected", reason=str(exc), reason_fields=exc.fields, warnings=record.warnings
             )
+    _suppress_rejected(records, outcomes, rules)
 
     with transaction.atomic():
         stored = _already_stored([r.source_key for _, r, _ in parsed if r.source_key])
@@ -139,6 +175,7 @@ def records_ingest(*, records: Sequence[IncomingRecord], rules: IdentityRules | 
         resolution = resolve_records(
             [StoredRecord(raw_id, values) for raw_id, (_, _, values) in zip(raw_ids, fresh, strict=True)]
         )
+        suppressed = resolution.suppressed
         now = timezone.now()
         bulk.insert_rows(
             RawRecord,
@@ -158,10 +195,15 @@ def records_ingest(*, records: Sequence[IncomingRecord], rules: IdentityRules | 
                     resolution.profile_of[raw_id],
                 )
                 for raw_id, (_, record, values) in zip(raw_ids, fresh, strict=True)
+                if raw_id not in suppressed
             ),
         )
 
     for raw_id, (index, record, values) in zip(raw_ids, fresh, strict=True):
+        if raw_id in suppressed:
+            # Not stored; nor are its warnings, which could quote the erased person's identifiers.
+            outcomes[index] = RecordOutcome("suppressed")
+            continue
         outcomes[index] = RecordOutcome(
             resolution.outcome_of[raw_id],
             raw_record_id=raw_id,
@@ -175,6 +217,24 @@ def records_ingest(*, records: Sequence[IncomingRecord], rules: IdentityRules | 
                 first.status, first.raw_record_id, first.profile_id, warnings=first.warnings, duplicate=True
             )
     return IngestResult(outcomes=outcomes, profiles_created=resolution.profiles_created, merges=resolution.merges)
+
+
+def _suppress_rejected(
+    records: Sequence[IncomingRecord], outcomes: list[RecordOutcome | None], rules: IdentityRules
+) -> None:
+    """A rejected record naming an erased person is dropped as "suppressed" too: an import's reject
+    report would otherwise keep their identifiers. One lookup, and only for batches with such rejects."""
+    named = {
+        index: identifiers
+        for index, outcome in enumerate(outcomes)
+        if outcome is not None and (identifiers := rules.named_identifiers(records[index].data))
+    }
+    if not named:
+        return
+    suppressed = suppressed_identifiers(set().union(*named.values()))
+    for index, identifiers in named.items():
+        if identifiers & suppressed:
+            outcomes[index] = RecordOutcome("suppressed")
 
 
 def _already_stored(keys: list[str]) -> dict[str, RecordOutcome]:
@@ -192,6 +252,7 @@ def _already_stored(keys: list[str]) -> dict[str, RecordOutcome]:
 class RebuildResult:
     raw_records: int = 0
     unlinked: int = 0  # raw records the current rules no longer accept (e.g. newly blocked values)
+    suppressed: int = 0  # of those, records holding an identifier of a person erased on request
     profiles_created: int = 0
     merges: int = 0
     unlinked_ids: list[int] = field(default_factory=list)
@@ -221,6 +282,10 @@ def profiles_rebuild(*, batch_size: int = 5000, progress: Callable[[int], None] 
                 except RecordRejected:
                     unlinked.append(raw_id)
             resolution = resolve_records(stored)
+            # Erasure deleted its person's records; one holding a suppressed identifier all the
+            # same (e.g. unlinked back then by the block list) stays in the log but links to no one.
+            unlinked.extend(sorted(resolution.suppressed))
+            result.suppressed += len(resolution.suppressed)
             # Most records keep their profile and outcome: update_rows leaves those rows untouched.
             bulk.update_rows(
                 RawRecord,

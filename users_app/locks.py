@@ -1,7 +1,8 @@
 """One bulk writer at a time (CSV import, rebuild), released even when the process is killed.
 
 PostgreSQL: a session-level advisory lock, dropped with the connection. SQLite: an ``flock`` on a
-file beside the database, dropped with the process.
+file beside the database, dropped with the process. A second writer is refused, or with ``wait``
+queues until the first is done.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import fcntl
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from contextlib import contextmanager
 
 from django.db import connection
@@ -32,7 +34,9 @@ def _lock_file_path() -> str:
 
 
 @contextmanager
-def exclusive_writer(purpose: str):
+def exclusive_writer(purpose: str, *, wait: bool = False, on_wait: Callable[[], None] | None = None):
+    """Hold the writer lock for the block. Busy: raise WriterBusy, or with ``wait`` call ``on_wait``
+    (to tell the user) and block until the other writer is done."""
     busy = WriterBusy(
         f"Another import or rebuild is running; {purpose} refused. Wait for it to finish and run this again."
     )
@@ -40,7 +44,11 @@ def exclusive_writer(purpose: str):
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
             if not cursor.fetchone()[0]:
-                raise busy
+                if not wait:
+                    raise busy
+                if on_wait:
+                    on_wait()
+                cursor.execute("SELECT pg_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
         try:
             yield
         finally:
@@ -51,7 +59,11 @@ def exclusive_writer(purpose: str):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise busy from None
+            if not wait:
+                raise busy from None
+            if on_wait:
+                on_wait()
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:

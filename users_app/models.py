@@ -8,6 +8,7 @@ one raw record per source key, one import per file) are database constraints.
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -37,6 +38,9 @@ class ImportRun(models.Model):
     rows = models.PositiveIntegerField(default=0)
     accepted = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
+    suppressed = models.PositiveIntegerField(
+        default=0, help_text="Rows dropped, not stored: they hold an identifier of a person erased on request."
+    )
     warnings = models.PositiveIntegerField(default=0, help_text="Accepted rows with warnings.")
     profiles_created = models.PositiveIntegerField(default=0)
     merges = models.PositiveIntegerField(default=0)
@@ -248,12 +252,37 @@ class BlockedIdentifier(models.Model):
         return f"{self.kind or '*'}:{self.value}"
 
 
+class Suppression(models.Model):
+    """An identifier of a person erased on request: records later sent with it are dropped, not stored.
+
+    Only an HMAC-SHA256 of ``kind:value`` (the normalized value) under ``settings.PII_HASH_KEY`` is
+    kept, never the value, so the list itself holds no personal data; ``users_app.suppression``
+    computes and looks up the hashes. Rotating the key forgets every suppression.
+    """
+
+    kind = models.CharField(max_length=6, choices=IdentifierKind.choices)
+    value_hash = models.CharField(max_length=64, help_text="HMAC-SHA256 (hex) of kind:value.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # The hash first: ingestion looks a batch's hashes up whatever their kind, and this
+            # unique index answers that lookup.
+            models.UniqueConstraint(fields=["value_hash", "kind"], name="suppression_unique_hash_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value_hash[:12]}…"
+
+
 class ApiKey(models.Model):
     """A key for API clients. Only a hash is stored; the key itself is shown once, at creation."""
 
     class Scope(models.TextChoices):
         INGEST = "ingest", "Ingest records"
         READ = "read", "Read personal data"
+        ERASE = "erase", "Erase people on request"
 
     name = models.CharField(max_length=100)
     scope = models.CharField(max_length=6, choices=Scope.choices)
@@ -262,10 +291,47 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    mask_pii = models.BooleanField(
+        "mask personal data",
+        default=False,
+        help_text="Read keys only: emails and phone numbers come back masked (j***@example.com, +1******1087).",
+    )
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "API key"
+        constraints = [
+            # Ingest keys read nothing, so a masking flag on one would only mislead.
+            models.CheckConstraint(condition=Q(mask_pii=False) | Q(scope="read"), name="apikey_mask_pii_read_only"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.scope}, {self.prefix}…)"
+
+    def clean(self):
+        if self.mask_pii and self.scope != self.Scope.READ:
+            raise ValidationError({"mask_pii": "Only read keys answer with personal data to mask."})
+
+
+class AuditEvent(models.Model):
+    """Who did what to personal data or access to it, and when: written by ``users_app.audit``, never edited."""
+
+    class Action(models.TextChoices):
+        KEY_CREATED = "key_created", "API key created"
+        KEY_CHANGED = "key_changed", "API key changed"
+        KEY_REVOKED = "key_revoked", "API key revoked"
+        EXPORT = "export", "Export"
+        ERASURE = "erasure", "Erasure"
+
+    actor = models.CharField(max_length=200, help_text="user:<username>, key:<name> (<prefix>) or cli:<os user>.")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    summary = models.CharField(max_length=500)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "audit event"
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor}: {self.summary}"

@@ -7,7 +7,9 @@ profiles that own their identifiers:
 - a record that matches nobody founds a profile whose id is the record's id;
 - a record that matches one profile joins it;
 - a record that matches several merges them into the one first seen (earliest ``first_seen``,
-  then lowest id), and the merge goes into the ledger (``ProfileMerge``).
+  then lowest id), and the merge goes into the ledger (``ProfileMerge``);
+- a record holding an identifier of a person erased on request (``users_app.suppression``) is
+  dropped: it joins and founds nothing, and the caller neither stores nor links it.
 
 Each trait keeps the ``(created_at, raw record id)`` of the record that set it, so the latest
 record wins whatever order records arrive in, and an empty value never erases a known one.
@@ -38,6 +40,7 @@ from .models import (
     RawRecord,
 )
 from .normalize import TRAIT_COLUMNS, ParsedRecord
+from .suppression import suppressed_identifiers
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 PROFILE_TRAIT_COLUMNS = tuple(column for columns in TRAIT_COLUMNS.values() for column in columns)
@@ -139,6 +142,8 @@ class Resolution:
     outcome_of: dict[int, str]  # raw record id -> "created" | "updated" | "merged"
     profiles_created: int = 0
     merges: int = 0
+    # Raw record ids dropped because they hold a suppressed identifier (in neither map above).
+    suppressed: set[int] = field(default_factory=set)
 
 
 def load_blocklist() -> frozenset[tuple[str, str]]:
@@ -186,9 +191,18 @@ def _load_states(profile_ids: set[int]) -> dict[int, ProfileState]:
 def resolve_records(records: Sequence[StoredRecord]) -> Resolution:
     """Resolve raw records (stored, or with ids allocated and stored by the caller in the same
     transaction) into profiles; write profiles, identifiers, interests and the ledger. The caller
-    records ``profile_of`` and ``outcome_of`` on the raw records. Call inside a transaction."""
+    records ``profile_of`` and ``outcome_of`` on the raw records, and does not keep (or link) the
+    records in ``suppressed``. Call inside a transaction."""
     records = sorted(records, key=lambda r: r.raw_id)
-    owners = _load_owners({ident for r in records for ident in r.parsed.identifiers})
+    identifiers = {ident for r in records for ident in r.parsed.identifiers}
+    owners = _load_owners(identifiers)
+    # Looked up once the owners' rows are locked: an erasure holds those locks until it commits
+    # its suppressions, so this lookup (a new statement) sees them and a record racing the
+    # erasure cannot bring the person back.
+    suppressed = suppressed_identifiers(identifiers)
+    dropped = {r.raw_id for r in records if not suppressed.isdisjoint(r.parsed.identifiers)} if suppressed else set()
+    if dropped:
+        records = [r for r in records if r.raw_id not in dropped]
     states = _load_states(set(owners.values()))
     parent: dict[int, int] = {}
 
@@ -197,7 +211,7 @@ def resolve_records(records: Sequence[StoredRecord]) -> Resolution:
             pid = parent[pid]
         return pid
 
-    result = Resolution(profile_of={}, outcome_of={})
+    result = Resolution(profile_of={}, outcome_of={}, suppressed=dropped)
     new_identifiers: dict[tuple[str, str], int] = {}
     ledger: list[tuple] = []  # ProfileMerge rows
     now = timezone.now()

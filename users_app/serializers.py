@@ -6,16 +6,19 @@ identifier, which date formats) stay in ``normalize`` and are applied by ``recor
 
 from __future__ import annotations
 
+import math
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import Identifier, IdentifierKind, ImportReject, ImportRun, Profile, ProfileMerge, RawRecord
-from .normalize import MAX_INTEREST_LENGTH, MAX_TEXT_LENGTH
+from .masking import mask_any, mask_email, mask_identifier, mask_phone, mask_record_data, mask_text
+from .models import ApiKey, Identifier, IdentifierKind, ImportReject, ImportRun, Profile, ProfileMerge, RawRecord
+from .normalize import MAX_INTEREST_LENGTH, MAX_INTERESTS, MAX_TEXT_LENGTH
 
-MAX_INTERESTS = 100
 MAX_EXTRA_FIELDS = 50
 MAX_BATCH = 1000
-INGEST_STATUSES = ["created", "updated", "merged", "rejected"]
+# "suppressed": dropped, not stored, because the record holds an identifier of a person erased on request.
+INGEST_STATUSES = ["created", "updated", "merged", "rejected", "suppressed"]
 
 
 BAD_TEXT = "Text must be valid Unicode without NUL characters."
@@ -32,21 +35,52 @@ def storable_text(text: str) -> bool:
     return True
 
 
-def first_unstorable_path(value: object, path: str) -> str | None:
-    """The dotted path of the first key or text in a JSON value that cannot be stored, if any."""
-    if isinstance(value, str):
-        return None if storable_text(value) else path
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not storable_text(key):
-                return path
-            if found := first_unstorable_path(item, f"{path}.{key}"):
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            if found := first_unstorable_path(item, f"{path}[{index}]"):
-                return found
-    return None
+NOT_FINITE = "Numbers must be finite: 1e999 reads as infinity, which JSON cannot store."
+# How deep extra fields may nest (``data`` is level 0; ``location`` and ``demographics`` are 1).
+MAX_RECORD_DEPTH = 8
+TOO_DEEP = f"Nested deeper than {MAX_RECORD_DEPTH} levels."
+# A batch item may hold no more than one /api/ingest request can (``api.MAX_INGEST_BYTES``): counted
+# in characters of names and values, which never exceed the bytes they take in a request body.
+MAX_RECORD_CHARACTERS = 64 * 1024
+TOO_BIG = f"The record passes {MAX_RECORD_CHARACTERS:,} characters (names and values together) here."
+
+
+class _RecordCheck:
+    """Walks a record once: text the database cannot store, infinite numbers, depth and size."""
+
+    def __init__(self) -> None:
+        self.left = MAX_RECORD_CHARACTERS
+
+    def problem(self, value: object, path: str, depth: int = 0) -> tuple[str, str] | None:
+        if isinstance(value, str):
+            self.left -= len(value)
+            if not storable_text(value):
+                return path, BAD_TEXT
+        elif isinstance(value, dict | list):
+            if depth > MAX_RECORD_DEPTH:
+                return path, TOO_DEEP
+            self.left -= 1
+            if isinstance(value, dict):
+                items = ((f"{path}.{key}", key, item) for key, item in value.items())
+            else:
+                items = ((f"{path}[{index}]", "", item) for index, item in enumerate(value))
+            for item_path, key, item in items:
+                self.left -= len(key)
+                if not storable_text(key):
+                    return path, BAD_TEXT
+                if found := self.problem(item, item_path, depth + 1):
+                    return found
+        elif isinstance(value, float) and not math.isfinite(value):
+            return path, NOT_FINITE
+        else:  # a number (a 4,000-digit integer counts ~1,000), true, false, null
+            self.left -= max(1, value.bit_length() // 4) if isinstance(value, int) else 1
+        return (path, TOO_BIG) if self.left < 0 else None
+
+
+def first_record_problem(data: dict) -> tuple[str, str] | None:
+    """The dotted path (``data.location.city``, ``data.notes[3]``) and error of the first value that
+    cannot be stored (NUL, lone surrogate, infinity) or makes the record too deep or too big, if any."""
+    return _RecordCheck().problem(data, "data")
 
 
 def validate_storable(value: str) -> None:
@@ -148,8 +182,6 @@ class RecordDataSerializer(serializers.Serializer):
     education = ScalarField()
 
     def to_internal_value(self, data):
-        if isinstance(data, dict) and (path := first_unstorable_path(data, "data")):
-            raise serializers.ValidationError({path.split(".", 1)[-1]: [BAD_TEXT]})
         value = super().to_internal_value(data)
         extra = set(data) - set(self.fields)
         if len(extra) > MAX_EXTRA_FIELDS:
@@ -157,6 +189,10 @@ class RecordDataSerializer(serializers.Serializer):
         for key in extra:
             if len(key) > MAX_TEXT_LENGTH:
                 raise serializers.ValidationError(f"A field name is longer than {MAX_TEXT_LENGTH} characters.")
+        # After the fields' own checks, whose errors are more precise ("At most 100 interests.").
+        if problem := first_record_problem(data):
+            path, error = problem
+            raise serializers.ValidationError({path.split(".", 1)[-1]: [error]})
         return value
 
 
@@ -174,6 +210,27 @@ class IngestBatchSerializer(StrictSerializer):
     batch = serializers.ListField(
         child=serializers.JSONField(), min_length=1, max_length=MAX_BATCH, help_text="Items shaped like /api/ingest."
     )
+
+
+def masks_personal_data(context: dict) -> bool:
+    """Whether the answer goes to a key created with ``--mask-pii`` (staff logins see everything)."""
+    key = getattr(context.get("request"), "auth", None)
+    return isinstance(key, ApiKey) and key.mask_pii
+
+
+class MaskingSerializer(serializers.Serializer):
+    """Output holding emails or phone numbers: ``mask_output`` masks the shaped answer for masking keys.
+
+    Nested serializers mask their own part (they share the root's context), so each one names only its
+    own fields; tests/api/test_masked_keys.py checks every GET route with a masking key.
+    """
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        return self.mask_output(data) if masks_personal_data(self.context) else data
+
+    def mask_output(self, data: dict) -> dict:
+        raise NotImplementedError
 
 
 class UserLookupQuerySerializer(serializers.Serializer):
@@ -212,7 +269,7 @@ class SeedDemographicsSerializer(serializers.Serializer):
     education = serializers.CharField()
 
 
-class SeedProfileDataSerializer(serializers.Serializer):
+class SeedProfileDataSerializer(MaskingSerializer):
     id = serializers.IntegerField()
     cookie = serializers.CharField(help_text="Most recent cookie.")
     email = serializers.CharField(help_text="Most recent email.")
@@ -238,6 +295,11 @@ class SeedProfileDataSerializer(serializers.Serializer):
     def get_emails(self, profile: Profile) -> list[str]:
         return sorted(i.value for i in profile.identifiers.all() if i.kind == IdentifierKind.EMAIL)
 
+    def mask_output(self, data: dict) -> dict:
+        data["email"], data["phone_number"] = mask_email(data["email"]), mask_phone(data["phone_number"])
+        data["emails"] = [mask_email(email) for email in data["emails"]]
+        return data
+
 
 class SeedProfileSerializer(serializers.Serializer):
     """A profile in the seed's document shape, ``{"data": {...}}``, plus all cookies and emails."""
@@ -245,13 +307,17 @@ class SeedProfileSerializer(serializers.Serializer):
     data = SeedProfileDataSerializer(source="*")
 
 
-class IdentifierSerializer(serializers.ModelSerializer):
+class IdentifierSerializer(MaskingSerializer, serializers.ModelSerializer):
     class Meta:
         model = Identifier
         fields = ["kind", "value", "first_record"]
 
+    def mask_output(self, data: dict) -> dict:
+        data["value"] = mask_identifier(data["kind"], data["value"])
+        return data
 
-class ProfileSerializer(serializers.HyperlinkedModelSerializer):
+
+class ProfileSerializer(MaskingSerializer, serializers.HyperlinkedModelSerializer):
     interests = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
 
     class Meta:
@@ -262,8 +328,12 @@ class ProfileSerializer(serializers.HyperlinkedModelSerializer):
             "first_seen", "last_seen",
         ]  # fmt: skip
 
+    def mask_output(self, data: dict) -> dict:
+        data["email"], data["phone_number"] = mask_email(data["email"]), mask_phone(data["phone_number"])
+        return data
 
-class RawRecordSerializer(serializers.ModelSerializer):
+
+class RawRecordSerializer(MaskingSerializer, serializers.ModelSerializer):
     class Meta:
         model = RawRecord
         fields = [
@@ -271,11 +341,22 @@ class RawRecordSerializer(serializers.ModelSerializer):
             "data", "warnings", "outcome", "profile",
         ]  # fmt: skip
 
+    def mask_output(self, data: dict) -> dict:
+        if (data["source_key"] or "").startswith("api:"):
+            # A message id is the client's own text and could be anything, an email included.
+            data["source_key"] = mask_text(data["source_key"])
+        data["data"], data["warnings"] = mask_record_data(data["data"]), mask_any(data["warnings"])
+        return data
 
-class ProfileMergeSerializer(serializers.ModelSerializer):
+
+class ProfileMergeSerializer(MaskingSerializer, serializers.ModelSerializer):
     class Meta:
         model = ProfileMerge
         fields = ["survivor_id", "absorbed_id", "identifier_kind", "identifier_value", "raw_record", "merged_at"]
+
+    def mask_output(self, data: dict) -> dict:
+        data["identifier_value"] = mask_identifier(data["identifier_kind"], data["identifier_value"])
+        return data
 
 
 class ProfileDetailSerializer(ProfileSerializer):
@@ -289,22 +370,30 @@ class ProfileDetailSerializer(ProfileSerializer):
 
     def get_merges(self, profile: Profile) -> list[dict]:
         merges = ProfileMerge.objects.filter(survivor_id=profile.id)
-        return ProfileMergeSerializer(merges, many=True).data
+        return ProfileMergeSerializer(merges, many=True, context=self.context).data
 
 
-class ImportRejectSerializer(serializers.ModelSerializer):
+class ImportRejectSerializer(MaskingSerializer, serializers.ModelSerializer):
     class Meta:
         model = ImportReject
         fields = ["line_number", "reason", "original"]
 
+    def mask_output(self, data: dict) -> dict:
+        data["reason"], data["original"] = mask_text(data["reason"]), mask_text(data["original"])
+        return data
 
-class ImportRunSerializer(serializers.HyperlinkedModelSerializer):
+
+class ImportRunSerializer(MaskingSerializer, serializers.HyperlinkedModelSerializer):
     class Meta:
         model = ImportRun
         fields = [
             "id", "url", "file_name", "sha256", "size_bytes", "status", "started_at", "finished_at",
-            "rows", "accepted", "rejected", "warnings", "profiles_created", "merges", "error",
+            "rows", "accepted", "rejected", "suppressed", "warnings", "profiles_created", "merges", "error",
         ]  # fmt: skip
+
+    def mask_output(self, data: dict) -> dict:
+        data["error"] = mask_text(data["error"])  # an import error may quote the line it stopped at
+        return data
 
 
 class ImportRunDetailSerializer(ImportRunSerializer):
@@ -312,3 +401,28 @@ class ImportRunDetailSerializer(ImportRunSerializer):
 
     class Meta(ImportRunSerializer.Meta):
         fields = [*ImportRunSerializer.Meta.fields, "rejects"]
+
+
+class ErasedRowsSerializer(serializers.Serializer):
+    profiles = serializers.IntegerField()
+    identifiers = serializers.IntegerField()
+    raw_records = serializers.IntegerField()
+    profile_interests = serializers.IntegerField()
+    merge_ledger = serializers.IntegerField(help_text="Merge history rows between this person's own profiles.")
+    import_rejects = serializers.IntegerField(help_text="Reject report lines holding one of their identifiers.")
+
+
+class ErasureResultSerializer(serializers.Serializer):
+    """What an erasure removed (or, for a dry run, would remove), table by table."""
+
+    profile_id = serializers.IntegerField()
+    dry_run = serializers.BooleanField()
+    removed = ErasedRowsSerializer(help_text="Rows removed, by table.")
+    rows_removed = serializers.IntegerField(help_text="All rows removed.")
+    suppressions_recorded = serializers.IntegerField(
+        help_text="Identifiers added to the suppression list (as salted hashes): records with them are dropped."
+    )
+    in_multi_device_cohort = serializers.BooleanField(
+        help_text="Whether the person was in the multi-device cohort. Cohort and segment membership is computed "
+        "from profiles, so it went with the profile."
+    )

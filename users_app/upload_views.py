@@ -37,9 +37,10 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from analytics_site.csv_export import csv_download
 
+from .audit import audit_record, request_actor
 from .importing import REJECT_REPORT_COLUMNS, ImportFileError, csv_import_start, reject_report_rows
 from .locks import WriterBusy
-from .models import ImportRun
+from .models import AuditEvent, ImportRun
 
 UPLOAD_PERMISSION = "users_app.add_importrun"
 VIEW_PERMISSIONS = ("users_app.view_importrun", UPLOAD_PERMISSION)
@@ -93,6 +94,7 @@ def run_progress(run: ImportRun) -> dict:
     counts = (
         f"{run.rows} rows: {run.accepted} accepted, {run.rejected} rejected, {run.warnings} with warnings, "
         f"{run.profiles_created} profiles created, {run.merges} merges."
+        + (f" {run.suppressed} dropped: identifiers of people erased on request." if run.suppressed else "")
     )
     summaries = {
         ImportRun.Status.RUNNING: "",
@@ -114,6 +116,7 @@ def run_progress(run: ImportRun) -> dict:
         "rows": run.rows,
         "accepted": run.accepted,
         "rejected": run.rejected,
+        "suppressed": run.suppressed,
         "warnings": run.warnings,
         "profiles_created": run.profiles_created,
         "merges": run.merges,
@@ -176,6 +179,12 @@ def import_progress_json(request: HttpRequest, run_id: int, *, site) -> JsonResp
 def import_rejects(request: HttpRequest, run_id: int, *, site) -> HttpResponse:
     _require_any(request, *VIEW_PERMISSIONS)
     run = get_object_or_404(ImportRun, pk=run_id)
+    audit_record(
+        actor=request_actor(request),
+        action=AuditEvent.Action.EXPORT,
+        summary=f"Downloaded the reject report (original lines) of import #{run.pk} {run.file_name}",
+        details={"import_run_id": run.pk},
+    )
     return csv_download(f"import-{run.pk}-rejects.csv", REJECT_REPORT_COLUMNS, reject_report_rows(run.pk))
 
 

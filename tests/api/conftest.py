@@ -26,6 +26,11 @@ def read_key(db) -> str:
     return api_key_create(name="tests read", scope="read")[1]
 
 
+@pytest.fixture
+def erase_key(db) -> str:
+    return api_key_create(name="tests erase", scope="erase")[1]
+
+
 def client_with(key: str | None) -> APIClient:
     client = APIClient()
     if key:

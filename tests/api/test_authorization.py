@@ -9,6 +9,8 @@ The rules (users_app/access.py, SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"]):
 * An ingest key may only ingest (2xx there, 403 on every read route); a read key may only read (403 on
   the ingest routes); a staff login may do both. A logged-in user who is not staff may do neither.
 * Saved segments are read like the other resources; creating or changing one needs a staff login.
+* Erasing a person (DELETE /api/v1/profiles/{id}/) needs an erase key, which can do nothing else, or a
+  staff login with the ``delete_profile`` permission (the plain staff login here has none: 403).
 * /api/schema/, /api/docs/ and /api/redoc/ need a login of any kind (``IsAuthenticated``): any valid key or
   session gets them, anonymous callers and bad keys get 401.
 
@@ -32,14 +34,14 @@ from users_app.models import ApiKey, ImportRun, Profile, RawRecord
 
 pytestmark = pytest.mark.django_db
 
-PUBLIC, INGEST, READ, STAFF, DOCS = "public", "ingest", "read", "staff", "docs"
+PUBLIC, INGEST, READ, STAFF, DOCS, ERASE = "public", "ingest", "read", "staff", "docs", "erase"
 
 
 class Route(NamedTuple):
     name: str  # the URL name, as the resolver knows it
     method: str
     path: str  # {profile}, {member}, {raw_record}, {import_run}, {segment}: ids the `world` fixture creates
-    needs: str  # PUBLIC, INGEST, READ, STAFF or DOCS
+    needs: str  # PUBLIC, INGEST, READ, STAFF, DOCS or ERASE
     payload: dict | None = None
 
     @property
@@ -62,6 +64,7 @@ ROUTES = [
     Route("profile-list", "get", "/api/v1/profiles.json", READ),
     Route("profile-detail", "get", "/api/v1/profiles/{profile}/", READ),
     Route("profile-detail", "get", "/api/v1/profiles/{profile}.json", READ),
+    Route("profile-detail", "delete", "/api/v1/profiles/{profile}/", ERASE),
     Route("rawrecord-list", "get", "/api/v1/raw-records/", READ),
     Route("rawrecord-list", "get", "/api/v1/raw-records.json", READ),
     Route("rawrecord-detail", "get", "/api/v1/raw-records/{raw_record}/", READ),
@@ -88,16 +91,17 @@ ROUTES = [
     Route("redoc", "get", "/api/redoc/", DOCS),
 ]
 
-UNAUTHENTICATED = {PUBLIC: {200}, INGEST: {401}, READ: {401}, STAFF: {401}, DOCS: {401}}
+UNAUTHENTICATED = {PUBLIC: {200}, INGEST: {401}, READ: {401}, STAFF: {401}, DOCS: {401}, ERASE: {401}}
 EXPECTED = {
     "anonymous": UNAUTHENTICATED,
     "unknown key": UNAUTHENTICATED,
     "malformed key": UNAUTHENTICATED,
     "revoked key": UNAUTHENTICATED,
-    "ingest key": {PUBLIC: {200}, INGEST: {200, 201}, READ: {403}, STAFF: {403}, DOCS: {200}},
-    "read key": {PUBLIC: {200}, INGEST: {403}, READ: {200}, STAFF: {403}, DOCS: {200}},
-    "staff login": {PUBLIC: {200}, INGEST: {200, 201}, READ: {200}, STAFF: {201}, DOCS: {200}},
-    "non-staff login": {PUBLIC: {200}, INGEST: {403}, READ: {403}, STAFF: {403}, DOCS: {200}},
+    "ingest key": {PUBLIC: {200}, INGEST: {200, 201}, READ: {403}, STAFF: {403}, DOCS: {200}, ERASE: {403}},
+    "read key": {PUBLIC: {200}, INGEST: {403}, READ: {200}, STAFF: {403}, DOCS: {200}, ERASE: {403}},
+    "erase key": {PUBLIC: {200}, INGEST: {403}, READ: {403}, STAFF: {403}, DOCS: {200}, ERASE: {200}},
+    "staff login": {PUBLIC: {200}, INGEST: {200, 201}, READ: {200}, STAFF: {201}, DOCS: {200}, ERASE: {403}},
+    "non-staff login": {PUBLIC: {200}, INGEST: {403}, READ: {403}, STAFF: {403}, DOCS: {200}, ERASE: {403}},
 }
 # Not in the OpenAPI document, on purpose: the document itself, the two pages that render it, and the
 # router's index of /api/v1/ (DRF's APIRootView sets ``schema = None``).
@@ -137,6 +141,8 @@ def caller(identity: str, request, django_user_model) -> APIClient:
         return request.getfixturevalue("ingest_client")
     if identity == "read key":
         return request.getfixturevalue("read_client")
+    if identity == "erase key":
+        return client_with(request.getfixturevalue("erase_key"))
     if identity == "staff login":
         return request.getfixturevalue("staff_client")
     if identity == "non-staff login":
@@ -153,7 +159,10 @@ def test_each_route_answers_each_caller_as_its_access_rule_says(route, identity,
     raw_records_before, segments_before = RawRecord.objects.count(), Segment.objects.count()
 
     path = route.path.format(**world)
-    response = client.post(path, route.payload, format="json") if route.method == "post" else client.get(path)
+    if route.method == "post":
+        response = client.post(path, route.payload, format="json")
+    else:
+        response = getattr(client, route.method)(path)
 
     expected = EXPECTED[identity][route.needs]
     assert response.status_code in expected, (identity, route.path, response.status_code, response.content[:300])
@@ -161,17 +170,19 @@ def test_each_route_answers_each_caller_as_its_access_rule_says(route, identity,
         assert response["WWW-Authenticate"] == "Bearer"
     if response.status_code in (401, 403):
         assert SEED_RECORD["data"]["email"].encode() not in response.content  # no personal data on refusal
-        assert RawRecord.objects.count() == raw_records_before  # a refused ingest stores nothing
+        assert RawRecord.objects.count() == raw_records_before  # a refused ingest stores (or erases) nothing
         assert Segment.objects.count() == segments_before
 
 
-@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
 @pytest.mark.parametrize(
-    "path",
+    ("path", "method"),
     [
-        r.path
+        (r.path, method)
         for r in ROUTES
         if r.name.endswith(("-list", "-detail")) and r.method == "get" and not r.name.startswith("segment-")
+        for method in ("post", "put", "patch", "delete")
+        # Deleting a profile is erasing the person: ERASE in the matrix above.
+        if not (r.name == "profile-detail" and method == "delete")
     ],
 )
 def test_the_v1_resources_are_read_only_even_for_staff(path, method, staff_client, world):

@@ -121,3 +121,10 @@ def test_a_url_no_api_route_matches_answers_json_404(read_client, db):
     response = read_client.get("/api/v1/profiles/1.5e-38/")
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found."}
+
+
+def test_a_nul_character_in_a_search_is_a_400_with_an_error_object(read_client):
+    response = read_client.get("/api/v1/import-runs/", {"search": "a\x00b"})
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Null characters are not allowed."}

@@ -1,8 +1,8 @@
 """Schemathesis over the OpenAPI document: every operation, called in-process through Django's WSGI app.
 
 Every operation gets schema-valid (positive) and schema-violating (negative) requests, sent with a key of
-the scope it needs (ingest key for POST /api/ingest*, read key for the rest). Four properties, one test
-each, so a failure of one does not hide the others:
+the scope it needs (ingest key for POST /api/ingest*, erase key for DELETE, read key for the rest). Four
+properties, one test each, so a failure of one does not hide the others:
 
 * no request gets a 5xx;
 * answers match the document: documented status codes, content types, headers and bodies;
@@ -74,13 +74,16 @@ schema.config.generation.update(
     modes=list(GenerationMode), max_examples=MAX_EXAMPLES, with_security_parameters=False, deterministic=True
 )
 
-# What the seeding fixture stored, for the hook below: {"/api/v1/profiles/{id}/": [ids], "cookie": [...], ...}
-SEEDED: dict[str, list] = {}
+# What the seeding fixture stored, for the hook below and `call`: {"/api/v1/profiles/{id}/": [ids], "cookie": [...],
+# ..., "erase key": key}
+SEEDED: dict[str, list | str] = {}
 
 
 @pytest.fixture(autouse=True)
-def seeded(ingest_key):
-    """A multi-device person (two cookies, one email), their raw records and an import run."""
+def seeded(ingest_key, erase_key):
+    """A multi-device person (two cookies, one email), their raw records and an import run; and the
+    key DELETE needs (here, not a parameter of the tests: hypothesis derives their examples from
+    their source, so changing it would change every operation's examples)."""
     ingest = client_with(ingest_key)
     second_device = copy.deepcopy(SEED_RECORD)
     second_device["data"]["cookie"] = "second_device"
@@ -97,6 +100,7 @@ def seeded(ingest_key):
             "/api/v1/import-runs/{id}/": list(ImportRun.objects.values_list("pk", flat=True)),
             "cookie": [SEED_RECORD["data"]["cookie"], "second_device"],
             "email": [SEED_RECORD["data"]["email"]],
+            "erase key": erase_key,
         }
     )
     yield
@@ -156,7 +160,8 @@ def _replaced(case, **parts):
 
 
 def call(case, ingest_key, read_key, checks):
-    key = ingest_key if case.path in INGEST_PATHS else read_key
+    # DELETE erases the seeded person: the first positive case answers 200, later ones 404.
+    key = ingest_key if case.path in INGEST_PATHS else SEEDED["erase key"] if case.method == "DELETE" else read_key
     case.call_and_validate(headers={"Authorization": f"Bearer {key}"}, checks=checks)
 
 

@@ -1,13 +1,14 @@
 """Import a CSV file of user records into the raw log and profiles.
 
-    python manage.py import_csv FILE [--reject-file PATH] [--json] [--batch-size N] [--dry-run]
+    python manage.py import_csv FILE [--reject-file PATH] [--json] [--batch-size N] [--dry-run] [--wait]
 
 Rows are resolved into profiles as the contract (docs/identity.md) says: records sharing a
 cookie or email are one person, the latest created_at wins each trait, an empty value never
 erases a known one. Importing the same file again adds nothing; an interrupted import run again
 resumes where it stopped. Rejected rows (no usable identifier, unreadable created_at) go to the
 reject file with their line number, reason and original text. ``--dry-run`` does everything in a
-transaction that is rolled back, so its figures are exact and nothing is stored.
+transaction that is rolled back, so its figures are exact and nothing is stored. One import or
+rebuild runs at a time: another one running, the import is refused, or with ``--wait`` queued.
 """
 
 import csv
@@ -35,6 +36,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="end with the summary as one JSON line")
         parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
         parser.add_argument("--dry-run", action="store_true", help="validate and report, store nothing")
+        parser.add_argument(
+            "--wait", action="store_true", help="if another import or rebuild is running, wait for it (default: refuse)"
+        )
 
     def handle(self, *args, **options):
         if options["batch_size"] < 1:
@@ -51,6 +55,7 @@ class Command(BaseCommand):
                     batch_size=options["batch_size"],
                     dry_run=options["dry_run"],
                     progress=progress,
+                    wait_for_writer=self._say_waiting if options["wait"] else None,
                 )
             except (ImportFileError, WriterBusy) as exc:
                 raise CommandError(str(exc)) from None
@@ -67,10 +72,18 @@ class Command(BaseCommand):
                     f"{summary.warnings} with warnings, {summary.profiles_created} profiles created, "
                     f"{summary.merges} merges in {summary.seconds:.1f} s"
                     + (f" (resumed after line {summary.resumed_after_line})" if summary.resumed_after_line else "")
+                    + (
+                        f"; {summary.suppressed} rows dropped: they hold identifiers of people erased on request"
+                        if summary.suppressed
+                        else ""
+                    )
                 )
             )
         if options["json"]:
             self.stdout.write(json.dumps(summary.as_dict()))
+
+    def _say_waiting(self) -> None:
+        self.stderr.write("Another import or rebuild is running; waiting for it to finish…")
 
 
 def write_reject_file(path: str, import_run: int) -> None:
