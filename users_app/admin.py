@@ -6,7 +6,7 @@ read-only here: editing them by hand would break the contract that a rebuild rep
 
 from urllib.parse import urlencode
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.options import ShowFacets
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -19,6 +19,7 @@ from django.utils.html import format_html, format_html_join
 from .access import api_key_create, api_key_revoke, api_key_set_masking
 from .admin_filters import PROFILE_LIST_FILTERS
 from .audit import request_actor
+from .erasure import ErasureError, person_erase
 from .filtersets import ProfileFilterSet
 from .models import (
     ApiKey,
@@ -60,6 +61,9 @@ class EstimatedCountPaginator(Paginator):
             return exact
         self.estimated = True
         return estimate
+
+
+ERASE_AT_ONCE = 100  # people per erase action: each is its own transaction, previewed first
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -131,6 +135,42 @@ class ProfileAdmin(ReadOnlyAdmin):
 
     # Filters a list implies without a parameter (the multi-device cohort's list), kept when saving a segment.
     implied_filters: dict[str, str] = {}
+    actions = ["erase_selected"]
+
+    @admin.action(description="Erase the selected people (right to be forgotten)", permissions=["erase"])
+    def erase_selected(self, request, queryset):
+        """What ``erase_person`` does, for people picked in the list: a page saying what would go, then
+        the erasure once confirmed."""
+        profiles = list(queryset.order_by("pk")[: ERASE_AT_ONCE + 1])
+        if len(profiles) > ERASE_AT_ONCE:
+            self.message_user(request, f"Select at most {ERASE_AT_ONCE} people to erase at once.", messages.ERROR)
+            return None
+        actor = request_actor(request)
+        if request.POST.get("confirmed") != "yes":
+            previews = [person_erase(profile=profile, dry_run=True, actor=actor) for profile in profiles]
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Erase these people?",
+                "opts": self.model._meta,
+                "people": list(zip(profiles, previews, strict=True)),
+                "rows_removed": sum(preview.rows_removed for preview in previews),
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/users_app/profile/erase_confirmation.html", context)
+        erased, rows, gone = 0, 0, 0
+        for profile in profiles:
+            try:
+                result = person_erase(profile=profile, dry_run=False, actor=actor)
+            except ErasureError:  # erased or merged into another person since the page was shown
+                gone += 1
+                continue
+            erased, rows = erased + 1, rows + result.rows_removed
+        note = f" {gone} had gone meanwhile." if gone else ""
+        self.message_user(request, f"Erased {erased} people: {rows} rows removed, their identifiers suppressed.{note}")
+        return None
+
+    def has_erase_permission(self, request):
+        return request.user.has_perm("users_app.delete_profile")
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_interest_names()
