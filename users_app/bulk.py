@@ -207,3 +207,23 @@ def analyze(*models: type[Model]) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {', '.join(_table(model) for model in models)}")
+
+
+def delete_rows(model: type[Model], column: str, values: Sequence) -> int:
+    """Delete the rows whose ``column`` is one of ``values``. Plain DELETEs, no cascade: Django's
+    collector would read every row first; callers delete the related rows themselves."""
+    values = list(dict.fromkeys(values))
+    table = _table(model)
+    target = connection.ops.quote_name(_columns(model, [column])[0].column)
+    deleted = 0
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            if values:
+                cursor.execute(f"DELETE FROM {table} WHERE {target} = ANY(%s)", [values])
+                deleted = cursor.rowcount
+            return deleted
+        for start in range(0, len(values), SQLITE_IN_CHUNK):
+            chunk = values[start : start + SQLITE_IN_CHUNK]
+            cursor.execute(f"DELETE FROM {table} WHERE {target} IN ({', '.join(['%s'] * len(chunk))})", chunk)
+            deleted += cursor.rowcount
+    return deleted

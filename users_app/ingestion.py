@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from . import bulk
 from .locks import exclusive_writer
-from .models import Identifier, Profile, ProfileInterest, ProfileMerge, RawRecord
+from .models import HeldLink, Identifier, Profile, ProfileInterest, ProfileMerge, RawRecord
 from .normalize import (
     COOKIE,
     EMAIL,
@@ -32,7 +32,7 @@ from .normalize import (
     parse_record,
     record_fields,
 )
-from .resolution import ResolutionConflict, StoredRecord, load_blocklist, resolve_records
+from .resolution import Resolution, ResolutionConflict, StoredRecord, load_blocklist, resolve_records
 from .suppression import suppressed_identifiers
 
 # Errors a concurrent writer can cause; the whole transaction is safe to run again.
@@ -274,25 +274,8 @@ def profiles_rebuild(*, batch_size: int = 5000, progress: Callable[[int], None] 
             if not batch:
                 break
             last_id = batch[-1][0]
-            stored = []
-            unlinked = []
-            for raw_id, data in batch:
-                try:
-                    stored.append(StoredRecord(raw_id, rules.parse(data)))
-                except RecordRejected:
-                    unlinked.append(raw_id)
-            resolution = resolve_records(stored)
-            # Erasure deleted its person's records; one holding a suppressed identifier all the
-            # same (e.g. unlinked back then by the block list) stays in the log but links to no one.
-            unlinked.extend(sorted(resolution.suppressed))
+            resolution, unlinked = records_replay(batch, rules)
             result.suppressed += len(resolution.suppressed)
-            # Most records keep their profile and outcome: update_rows leaves those rows untouched.
-            bulk.update_rows(
-                RawRecord,
-                ["profile", "outcome"],
-                [(raw_id, pid, resolution.outcome_of[raw_id]) for raw_id, pid in resolution.profile_of.items()],
-            )
-            bulk.update_rows(RawRecord, ["profile"], [(raw_id, None) for raw_id in unlinked])
             result.unlinked_ids.extend(unlinked)
             result.raw_records += len(batch)
             result.profiles_created += resolution.profiles_created
@@ -300,9 +283,35 @@ def profiles_rebuild(*, batch_size: int = 5000, progress: Callable[[int], None] 
             reset_queries()  # with DEBUG on, Django would keep every batch's SQL text
             if progress:
                 progress(len(batch))
-    bulk.analyze(RawRecord, Profile, Identifier, ProfileInterest, ProfileMerge)
+    bulk.analyze(RawRecord, Profile, Identifier, ProfileInterest, ProfileMerge, HeldLink)
     result.unlinked = len(result.unlinked_ids)
     return result
+
+
+def records_replay(rows: Sequence[tuple[int, dict]], rules: IdentityRules) -> tuple[Resolution, list[int]]:
+    """Resolve stored raw records (``(id, data)`` in arrival order) again and point each at its
+    profile; the profiles they built must be cleared first. Returns the resolution and the ids of
+    the records that link to no one under the current rules. Rebuild and the replay after a
+    link decision (``users_app.governance``) both run it."""
+    stored = []
+    unlinked = []
+    for raw_id, data in rows:
+        try:
+            stored.append(StoredRecord(raw_id, rules.parse(data)))
+        except RecordRejected:
+            unlinked.append(raw_id)
+    resolution = resolve_records(stored)
+    # Erasure deleted its person's records; one holding a suppressed identifier all the same
+    # (e.g. unlinked back then by the block list) stays in the log but links to no one.
+    unlinked.extend(sorted(resolution.suppressed))
+    # Most records keep their profile and outcome: update_rows leaves those rows untouched.
+    bulk.update_rows(
+        RawRecord,
+        ["profile", "outcome"],
+        [(raw_id, pid, resolution.outcome_of[raw_id]) for raw_id, pid in resolution.profile_of.items()],
+    )
+    bulk.update_rows(RawRecord, ["profile"], [(raw_id, None) for raw_id in unlinked])
+    return resolution, unlinked
 
 
 def _clear_profiles() -> None:
@@ -310,5 +319,5 @@ def _clear_profiles() -> None:
     # cascading delete would first read every profile into memory. Raw records keep pointing at
     # their old profile ids until the replay sets them (foreign keys are checked at commit).
     with connection.cursor() as cursor:
-        for model in (ProfileMerge, Identifier, ProfileInterest, Profile):
+        for model in (HeldLink, ProfileMerge, Identifier, ProfileInterest, Profile):
             cursor.execute(f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)}")

@@ -9,6 +9,7 @@ one raw record per source key, one import per file) are database constraints.
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -252,6 +253,121 @@ class BlockedIdentifier(models.Model):
         return f"{self.kind or '*'}:{self.value}"
 
 
+class IdentityGuards(models.Model):
+    """Merge guards (one row): links the resolver holds for review instead of making.
+
+    Each guard is off while empty. A change applies to records ingested from then on;
+    ``rebuild_profiles`` applies the guards in force to the whole raw log, as it does the block list.
+    """
+
+    max_cookies_per_email = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Hold a link through an email that would put more cookies than this in one profile. Empty: off.",
+    )
+    max_cookies_per_phone = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="The same for a phone number (only where phone matching is on). Empty: off.",
+    )
+    max_cookies_to_merge = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Hold a record that would merge two profiles each already holding more cookies than this. "
+        "Empty: off.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "identity guards"
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="identityguards_single_row")]
+
+    def __str__(self) -> str:
+        return "Identity guards"
+
+    @classmethod
+    def current(cls) -> IdentityGuards:
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
+
+
+class LinkDecision(models.Model):
+    """A person's decision about a link, the input ``rebuild_profiles`` replays beside the raw log.
+
+    ``approve``: the held link of ``raw_record`` through the identifier is made despite the guards.
+    ``detach``: the identifier no longer links any record that also holds one of ``anchors`` (the
+    other identifiers of the profile it was detached from): a rejected held link, or a split.
+    A reversed decision (re-link, or undo) no longer applies; the row stays as history.
+    """
+
+    class Kind(models.TextChoices):
+        APPROVE = "approve", "Approve held link"
+        DETACH = "detach", "Detach identifier"
+
+    kind = models.CharField(max_length=7, choices=Kind.choices)
+    identifier_kind = models.CharField(max_length=6, choices=IdentifierKind.choices)
+    identifier_value = models.CharField(max_length=255)
+    raw_record = models.ForeignKey(
+        "RawRecord", null=True, blank=True, on_delete=models.CASCADE, related_name="link_decisions"
+    )
+    anchors = models.JSONField(default=list, blank=True, help_text="[[kind, value], ...] kept apart from it.")
+    profile_id = models.BigIntegerField(null=True, blank=True, help_text="The profile it was decided on.")
+    reason = models.CharField(max_length=300, blank=True)
+    actor = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    reversed_at = models.DateTimeField(null=True, blank=True)
+    reversed_by = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["identifier_kind", "identifier_value"], name="linkdecision_identifier_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.identifier_kind}:{self.identifier_value}"
+
+    @property
+    def active(self) -> bool:
+        return self.reversed_at is None
+
+
+class HeldLinkQuerySet(models.QuerySet):
+    def pending(self):
+        """The review queue: links held by a guard, awaiting approval or rejection."""
+        return self.exclude(reason=HeldLink.Reason.DETACHED)
+
+
+class HeldLink(models.Model):
+    """A link a record would have made and the resolver did not: held by a guard (the review queue)
+    or kept apart by a ``detach`` decision. Derived like profiles, rebuilt with them."""
+
+    class Reason(models.TextChoices):
+        COOKIE_CAP = "cap", "Cookie cap"
+        MERGE_GUARD = "merge", "Merge guard"
+        DETACHED = "detached", "Detached"
+
+    raw_record = models.ForeignKey(RawRecord, on_delete=models.CASCADE, related_name="held_links")
+    kind = models.CharField(max_length=6, choices=IdentifierKind.choices)
+    value = models.CharField(max_length=255)
+    reason = models.CharField(max_length=8, choices=Reason.choices)
+    detail = models.CharField(max_length=300, blank=True)
+    decision = models.ForeignKey(LinkDecision, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    held_at = models.DateTimeField()
+
+    objects = HeldLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["raw_record", "kind", "value"]
+        constraints = [
+            models.UniqueConstraint(fields=["raw_record", "kind", "value"], name="heldlink_unique_record_identifier"),
+        ]
+        indexes = [models.Index(fields=["kind", "value"], name="heldlink_identifier_idx")]
+
+    def __str__(self) -> str:
+        return f"record {self.raw_record_id} via {self.kind}:{self.value} ({self.get_reason_display()})"
+
+
 class Suppression(models.Model):
     """An identifier of a person erased on request: records later sent with it are dropped, not stored.
 
@@ -283,6 +399,7 @@ class ApiKey(models.Model):
         INGEST = "ingest", "Ingest records"
         READ = "read", "Read personal data"
         ERASE = "erase", "Erase people on request"
+        GOVERN = "govern", "Review held links, split and re-link profiles"
 
     name = models.CharField(max_length=100)
     scope = models.CharField(max_length=6, choices=Scope.choices)
@@ -322,6 +439,7 @@ class AuditEvent(models.Model):
         KEY_REVOKED = "key_revoked", "API key revoked"
         EXPORT = "export", "Export"
         ERASURE = "erasure", "Erasure"
+        LINK_DECISION = "link_decision", "Link decision"
 
     actor = models.CharField(max_length=200, help_text="user:<username>, key:<name> (<prefix>) or cli:<os user>.")
     action = models.CharField(max_length=20, choices=Action.choices)

@@ -9,7 +9,13 @@ profiles that own their identifiers:
 - a record that matches several merges them into the one first seen (earliest ``first_seen``,
   then lowest id), and the merge goes into the ledger (``ProfileMerge``);
 - a record holding an identifier of a person erased on request (``users_app.suppression``) is
-  dropped: it joins and founds nothing, and the caller neither stores nor links it.
+  dropped: it joins and founds nothing, and the caller neither stores nor links it;
+- the link policy (``LinkPolicy``: the guards and people's decisions, ``users_app.governance``)
+  can keep a record from linking through an identifier: a link a guard refuses is held for review,
+  and an identifier detached from a person's other identifiers does not link their records. Either
+  way the record goes on without that link (to the profiles its other identifiers reach, or a new
+  one) and a ``HeldLink`` row says so. Links are weighed in the order cookie, email, phone, so a
+  record stays with the profile of the device that sent it.
 
 Each trait keeps the ``(created_at, raw record id)`` of the record that set it, so the latest
 record wins whatever order records arrive in, and an empty value never erases a known one.
@@ -31,9 +37,12 @@ from django.utils import timezone
 from . import bulk
 from .models import (
     BlockedIdentifier,
+    HeldLink,
     Identifier,
     IdentifierKind,
+    IdentityGuards,
     Interest,
+    LinkDecision,
     Profile,
     ProfileInterest,
     ProfileMerge,
@@ -144,6 +153,77 @@ class Resolution:
     merges: int = 0
     # Raw record ids dropped because they hold a suppressed identifier (in neither map above).
     suppressed: set[int] = field(default_factory=set)
+    held: int = 0  # links held for review by a guard
+
+
+Identity = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class LinkPolicy:
+    """The guards and the decisions in force, read once per batch inside its transaction."""
+
+    max_cookies: dict[str, int] = field(default_factory=dict)  # identifier kind -> cookies per profile
+    max_cookies_to_merge: int | None = None
+    approved: frozenset[tuple[int, str, str]] = frozenset()  # (raw record id, kind, value)
+    # identifier -> [(decision id, the identifiers it is kept apart from)]
+    detachments: dict[Identity, list[tuple[int, frozenset[Identity]]]] = field(default_factory=dict)
+
+    @classmethod
+    def current(cls) -> LinkPolicy:
+        guards = IdentityGuards.current()
+        caps = {IdentifierKind.EMAIL: guards.max_cookies_per_email, IdentifierKind.PHONE: guards.max_cookies_per_phone}
+        approved = set()
+        detachments: dict[Identity, list[tuple[int, frozenset[Identity]]]] = defaultdict(list)
+        active = LinkDecision.objects.filter(reversed_at__isnull=True).order_by("id")
+        for pk, kind, ident_kind, value, raw_id, anchors in active.values_list(
+            "id", "kind", "identifier_kind", "identifier_value", "raw_record", "anchors"
+        ):
+            if kind == LinkDecision.Kind.APPROVE:
+                approved.add((raw_id, ident_kind, value))
+            else:
+                detachments[(ident_kind, value)].append((pk, frozenset(tuple(a) for a in anchors)))
+        return cls(
+            max_cookies={kind: cap for kind, cap in caps.items() if cap},
+            max_cookies_to_merge=guards.max_cookies_to_merge,
+            approved=frozenset(approved),
+            detachments=dict(detachments),
+        )
+
+    def detached(self, identifiers: Sequence[Identity]) -> dict[Identity, int]:
+        """The record's identifiers that must not link it, each with the decision that says so."""
+        if not self.detachments:
+            return {}
+        found = {}
+        for ident in identifiers:
+            for decision_id, anchors in self.detachments.get(ident, ()):
+                if any(other in anchors for other in identifiers if other != ident):
+                    found[ident] = decision_id
+                    break
+        return found
+
+    def hold(self, raw_id: int, via: Identity, target: ProfileState, group: list[ProfileState], new_cookies: int):
+        """Why linking the record through ``via`` to ``target`` (besides ``group``, the profiles it
+        already joins) would be held, as ``(reason, detail)``; None when no guard objects. An
+        approved link (``approved``) is made all the same."""
+        cap = self.max_cookies.get(via[0])
+        if cap:
+            cookies = target.cookie_count + sum(s.cookie_count for s in group) + new_cookies
+            if cookies > cap and cookies > target.cookie_count:
+                return (
+                    HeldLink.Reason.COOKIE_CAP,
+                    f"would put {cookies} cookies in one profile through this {via[0]}; the cap is {cap}",
+                )
+        limit = self.max_cookies_to_merge
+        if limit and target.cookie_count > limit:
+            large = [s for s in group if s.cookie_count > limit]
+            if large:
+                return (
+                    HeldLink.Reason.MERGE_GUARD,
+                    f"would merge profiles holding {large[0].cookie_count} and {target.cookie_count} cookies; "
+                    f"the guard holds merges of two profiles over {limit}",
+                )
+        return None
 
 
 def load_blocklist() -> frozenset[tuple[str, str]]:
@@ -204,6 +284,9 @@ def resolve_records(records: Sequence[StoredRecord]) -> Resolution:
     if dropped:
         records = [r for r in records if r.raw_id not in dropped]
     states = _load_states(set(owners.values()))
+    # Read after the locks, like the suppressions: a decision replays the profiles it touches while
+    # holding their rows, so a batch that waited for it sees it.
+    policy = LinkPolicy.current()
     parent: dict[int, int] = {}
 
     def find(pid: int) -> int:
@@ -214,12 +297,32 @@ def resolve_records(records: Sequence[StoredRecord]) -> Resolution:
     result = Resolution(profile_of={}, outcome_of={}, suppressed=dropped)
     new_identifiers: dict[tuple[str, str], int] = {}
     ledger: list[tuple] = []  # ProfileMerge rows
+    held: list[tuple] = []  # HeldLink rows
     now = timezone.now()
     for record in records:
+        identifiers = record.parsed.identifiers
+        detached = policy.detached(identifiers)
+        for (kind, value), decision_id in detached.items():
+            held.append((record.raw_id, kind, value, HeldLink.Reason.DETACHED, "", decision_id, now))
+        linking = [ident for ident in identifiers if ident not in detached]
+        new_cookies = sum(1 for ident in linking if ident[0] == IdentifierKind.COOKIE and ident not in owners)
         touched: dict[int, tuple[str, str]] = {}
-        for ident in record.parsed.identifiers:
-            if ident in owners:
-                touched.setdefault(find(owners[ident]), ident)
+        approved: list[tuple[str, str]] = []  # links made only because a person approved them
+        for ident in linking:
+            if ident not in owners or (target := find(owners[ident])) in touched:
+                continue
+            refusal = policy.hold(record.raw_id, ident, states[target], [states[p] for p in touched], new_cookies)
+            if refusal and (record.raw_id, *ident) not in policy.approved:
+                held.append((record.raw_id, *ident, *refusal, None, now))
+                result.held += 1
+                continue
+            touched[target] = ident
+            if refusal:
+                approved.append(ident)
+        if approved and len(approved) == len(touched):
+            # Without the approval the record would have founded its own profile (and did, until
+            # approved): the ledger says that profile went into the one it joins.
+            ledger.append((find(owners[approved[0]]), record.raw_id, *approved[0], record.raw_id, now))
         if not touched:
             created = record.parsed.created_at
             state = ProfileState(
@@ -245,7 +348,7 @@ def resolve_records(records: Sequence[StoredRecord]) -> Resolution:
                 ledger.append((survivor, pid, via[0], via[1], record.raw_id, now))
             result.outcome_of[record.raw_id] = "merged" if len(touched) > 1 else "updated"
         state.apply(record)
-        for ident in record.parsed.identifiers:
+        for ident in linking:
             if ident not in owners:
                 owners[ident] = state.id
                 new_identifiers[ident] = record.raw_id
@@ -257,6 +360,7 @@ def resolve_records(records: Sequence[StoredRecord]) -> Resolution:
     result.merges = len(ledger)
     labels = {key: label for r in records for key, label in r.parsed.interests.items()}
     _write(states, parent, find, owners, new_identifiers, ledger, labels)
+    bulk.insert_rows(HeldLink, ["raw_record", "kind", "value", "reason", "detail", "decision", "held_at"], held)
     return result
 
 

@@ -1,0 +1,410 @@
+"""Identity governance: the review queue of held links, split and re-link, and why a profile is one.
+
+The resolver (``users_app.resolution``) applies the guards (``IdentityGuards``) and people's
+decisions (``LinkDecision``) as it links records; this module records those decisions and applies
+them at once by replaying the affected profiles' raw records through the same code
+``rebuild_profiles`` runs (``ingestion.records_replay``). A decision only changes how records
+sharing identifiers with each other link, so replaying that connected part of the raw log gives
+exactly what a full rebuild gives for it: whatever the order of decisions and new records,
+``rebuild_profiles`` reproduces the state.
+
+- ``link_approve``: a held link is made (the merge goes into the ledger).
+- ``link_reject``: the held identifier is detached from the record's person and kept apart from
+  their identifiers from then on.
+- ``profile_split``: an identifier is detached from a profile; its records are resolved again
+  without that link, and those that no longer connect form their own profiles.
+- ``decision_reverse``: a decision is undone (re-link after a split or a rejection; an approval
+  taken back), and the profiles are replayed without it.
+
+Each runs in one transaction under the writer lock (refused while an import or rebuild runs),
+takes the affected identifier and profile rows' locks in the resolver's order, and is written to the
+audit log.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from . import bulk
+from .audit import audit_record
+from .ingestion import IdentityRules, records_replay, run_with_retries
+from .locks import exclusive_writer
+from .models import (
+    AuditEvent,
+    HeldLink,
+    Identifier,
+    LinkDecision,
+    Profile,
+    ProfileInterest,
+    ProfileMerge,
+    RawRecord,
+)
+from .normalize import RecordRejected
+from .resolution import chunked
+
+Identity = tuple[str, str]
+
+
+class DecisionError(ValueError):
+    """The decision cannot be taken as asked; ``field`` names the input at fault."""
+
+    def __init__(self, message: str, field: str = "non_field_errors"):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass
+class DecisionResult:
+    decision: LinkDecision
+    profiles: list[int]  # the profiles the decision's records belong to afterwards
+    merges: int = 0
+    held: int = 0  # links held for review in the replayed part
+    records: int = 0  # raw records replayed
+
+    def as_dict(self) -> dict:
+        return {
+            "decision": self.decision.pk,
+            "kind": self.decision.kind,
+            "identifier": {"kind": self.decision.identifier_kind, "value": self.decision.identifier_value},
+            "reversed": not self.decision.active,
+            "profiles": self.profiles,
+            "records_replayed": self.records,
+            "merges": self.merges,
+            "held": self.held,
+        }
+
+
+def _owners(identifiers: Iterable[Identity]) -> dict[Identity, int]:
+    by_value = defaultdict(set)
+    for kind, value in identifiers:
+        by_value[value].add(kind)
+    owners = {}
+    for chunk in chunked(sorted(by_value)):
+        for kind, value, pid in Identifier.objects.filter(value__in=chunk).values_list("kind", "value", "profile"):
+            if kind in by_value[value]:
+                owners[(kind, value)] = pid
+    return owners
+
+
+def _held_profiles(identifiers: Iterable[Identity]) -> set[int]:
+    """Profiles of the records holding a link they did not make through one of ``identifiers``."""
+    wanted = set(identifiers)
+    found = set()
+    for chunk in chunked(sorted({value for _, value in wanted})):
+        rows = HeldLink.objects.filter(value__in=chunk, raw_record__profile__isnull=False)
+        for kind, value, pid in rows.values_list("kind", "value", "raw_record__profile"):
+            if (kind, value) in wanted:
+                found.add(pid)
+    return found
+
+
+def connected_profiles(profile_ids: Iterable[int]) -> set[int]:
+    """The profiles whose records share an identifier with the given profiles' records, transitively.
+
+    Every identifier a stored record holds is either owned by the record's profile or named in a
+    ``HeldLink`` of the record (held, or detached), so walking identifiers -> owners and held links
+    reaches every record that could link with these, whatever the decisions say.
+    """
+    profiles: set[int] = set()
+    seen: set[Identity] = set()
+    todo = set(profile_ids)
+    while todo:
+        profiles |= todo
+        found: set[Identity] = set()
+        for chunk in chunked(sorted(todo)):
+            found.update(Identifier.objects.filter(profile_id__in=chunk).values_list("kind", "value"))
+            found.update(HeldLink.objects.filter(raw_record__profile_id__in=chunk).values_list("kind", "value"))
+        fresh = found - seen
+        seen |= fresh
+        todo = (set(_owners(fresh).values()) | _held_profiles(fresh)) - profiles
+    return profiles
+
+
+@dataclass
+class Replay:
+    records: int = 0
+    merges: int = 0
+    held: int = 0
+    profile_of: dict[int, int] = field(default_factory=dict)
+
+
+def _replay(profile_ids: Iterable[int]) -> Replay:
+    """Clear what the connected profiles' records built and resolve those records again."""
+    profiles = sorted(connected_profiles(profile_ids))
+    # The resolver's lock order: identifiers, then profiles.
+    bulk.rows_matching(Identifier, ["id"], "profile", profiles, lock=True)
+    bulk.rows_matching(Profile, ["id"], "id", profiles, lock=True)
+    record_ids = sorted(bulk_values(RawRecord.objects.filter, "profile_id__in", profiles, "id"))
+    bulk.delete_rows(HeldLink, "raw_record", record_ids)
+    bulk.delete_rows(ProfileMerge, "raw_record", record_ids)
+    bulk.delete_rows(Identifier, "profile", profiles)
+    bulk.delete_rows(ProfileInterest, "profile", profiles)
+    bulk.delete_rows(Profile, "id", profiles)
+    rules = IdentityRules.current()
+    replay = Replay(records=len(record_ids))
+    for chunk in chunked(record_ids, 5000):
+        rows = RawRecord.objects.filter(id__in=chunk).order_by("id").values_list("id", "data")
+        resolution, _ = records_replay(list(rows), rules)
+        replay.merges += resolution.merges
+        replay.held += resolution.held
+        replay.profile_of.update(resolution.profile_of)
+    return replay
+
+
+def bulk_values(filter_: Callable, lookup: str, values: list, column: str) -> set:
+    """``column`` of the rows ``filter_(**{lookup: chunk})`` finds, in chunks SQLite can bind."""
+    found = set()
+    for chunk in chunked(values):
+        found.update(filter_(**{lookup: chunk}).values_list(column, flat=True))
+    return found
+
+
+def _decide(
+    *, actor: str, summary: str, decision: Callable[[], LinkDecision], reach: Callable[[LinkDecision], set[int]]
+) -> DecisionResult:
+    """Record a decision (or a reversal) and replay the profiles it reaches, atomically."""
+
+    def work() -> DecisionResult:
+        taken = decision()
+        reached = reach(taken)
+        records = bulk_values(RawRecord.objects.filter, "profile_id__in", sorted(reached), "id")
+        replay = _replay(reached)
+        audit_record(
+            actor=actor,
+            action=AuditEvent.Action.LINK_DECISION,
+            summary=summary,
+            details={"decision": taken.pk, "profiles_before": sorted(reached), "records": replay.records},
+        )
+        return DecisionResult(
+            decision=taken,
+            profiles=sorted({replay.profile_of[r] for r in records if r in replay.profile_of}),
+            merges=replay.merges,
+            held=replay.held,
+            records=replay.records,
+        )
+
+    with exclusive_writer("a link decision"):
+        return run_with_retries(work)
+
+
+def _identifiers_of(profile_id: int) -> set[Identity]:
+    return set(Identifier.objects.filter(profile_id=profile_id).values_list("kind", "value"))
+
+
+def _pending(held: HeldLink) -> HeldLink:
+    if held.reason == HeldLink.Reason.DETACHED:
+        raise DecisionError("This link is not held for review: a decision already keeps it apart.", "held_link")
+    if held.raw_record.profile_id is None:
+        raise DecisionError("The held record links to no profile under the current rules.", "held_link")
+    return held
+
+
+def _reach_of_held(held: HeldLink) -> Callable[[LinkDecision], set[int]]:
+    def reach(_decision: LinkDecision) -> set[int]:
+        owner = _owners([(held.kind, held.value)]).get((held.kind, held.value))
+        return {held.raw_record.profile_id} | ({owner} if owner else set())
+
+    return reach
+
+
+def link_approve(*, held: HeldLink, actor: str) -> DecisionResult:
+    """Make a held link: the record joins the identifier's profile (a merge in the ledger)."""
+    held = _pending(held)
+    return _decide(
+        actor=actor,
+        summary=f"Approved the held link of record {held.raw_record_id} through {held.kind} {held.value}",
+        decision=lambda: LinkDecision.objects.create(
+            kind=LinkDecision.Kind.APPROVE,
+            identifier_kind=held.kind,
+            identifier_value=held.value,
+            raw_record=held.raw_record,
+            profile_id=held.raw_record.profile_id,
+            reason=held.detail,
+            actor=actor,
+        ),
+        reach=_reach_of_held(held),
+    )
+
+
+def link_reject(*, held: HeldLink, actor: str) -> DecisionResult:
+    """Refuse a held link: the identifier is detached from the record's person, now and later."""
+    held = _pending(held)
+    ident = (held.kind, held.value)
+    anchors = _identifiers_of(held.raw_record.profile_id) - {ident}
+    return _decide(
+        actor=actor,
+        summary=f"Rejected the held link of record {held.raw_record_id} through {held.kind} {held.value}",
+        decision=lambda: LinkDecision.objects.create(
+            kind=LinkDecision.Kind.DETACH,
+            identifier_kind=held.kind,
+            identifier_value=held.value,
+            raw_record=held.raw_record,
+            anchors=sorted(map(list, anchors)),
+            profile_id=held.raw_record.profile_id,
+            reason=f"held link rejected ({held.detail})",
+            actor=actor,
+        ),
+        reach=_reach_of_held(held),
+    )
+
+
+def profile_split(*, profile: Profile, kind: str, value: str, actor: str, reason: str = "") -> DecisionResult:
+    """Detach one of a profile's identifiers: its records are resolved again without that link."""
+    identifiers = _identifiers_of(profile.pk)
+    if not any(k == kind for k, _ in identifiers):
+        raise DecisionError(f"Profile {profile.pk} holds no {kind} identifier.", "kind")
+    if (kind, value) not in identifiers:
+        raise DecisionError(f"Profile {profile.pk} holds no {kind} {value!r}.", "value")
+    anchors = identifiers - {(kind, value)}
+    if not anchors:
+        raise DecisionError(f"{kind} {value!r} is the profile's only identifier: nothing to split it from.", "value")
+    return _decide(
+        actor=actor,
+        summary=f"Split {kind} {value} from profile {profile.pk}",
+        decision=lambda: LinkDecision.objects.create(
+            kind=LinkDecision.Kind.DETACH,
+            identifier_kind=kind,
+            identifier_value=value,
+            anchors=sorted(map(list, anchors)),
+            profile_id=profile.pk,
+            reason=reason or "split",
+            actor=actor,
+        ),
+        reach=lambda _decision: {profile.pk},
+    )
+
+
+def decision_reverse(*, decision: LinkDecision, actor: str) -> DecisionResult:
+    """Undo a decision (re-link what a split or rejection detached; take an approval back)."""
+    if not decision.active:
+        raise DecisionError(f"Decision {decision.pk} was already reversed on {decision.reversed_at:%Y-%m-%d}.")
+
+    def reverse() -> LinkDecision:
+        decision.reversed_at = timezone.now()
+        decision.reversed_by = actor
+        decision.save(update_fields=["reversed_at", "reversed_by"])
+        return decision
+
+    def reach(taken: LinkDecision) -> set[int]:
+        idents = {(taken.identifier_kind, taken.identifier_value), *map(tuple, taken.anchors)}
+        kept_apart = HeldLink.objects.filter(decision=taken, raw_record__profile__isnull=False)
+        record = {taken.raw_record.profile_id} if taken.raw_record and taken.raw_record.profile_id else set()
+        return set(_owners(idents).values()) | set(kept_apart.values_list("raw_record__profile", flat=True)) | record
+
+    verb = "Re-linked" if decision.kind == LinkDecision.Kind.DETACH else "Took back the approval of"
+    return _decide(
+        actor=actor,
+        summary=f"{verb} {decision.identifier_kind} {decision.identifier_value} (decision {decision.pk})",
+        decision=reverse,
+        reach=reach,
+    )
+
+
+def pending_links():
+    """The review queue, oldest first, with what the admin and the API show of each."""
+    return HeldLink.objects.pending().select_related("raw_record").order_by("held_at", "id")
+
+
+def held_link_target(held: HeldLink) -> int | None:
+    """The profile the held link would have joined: the identifier's owner now."""
+    return _owners([(held.kind, held.value)]).get((held.kind, held.value))
+
+
+# --- Explain -------------------------------------------------------------------------------------
+
+
+@dataclass
+class LinkStep:
+    """What one raw record did to the profile: founded it, joined it through identifiers, merged
+    other profiles into it, brought new identifiers, or was kept from linking."""
+
+    record: int
+    created_at: object
+    received_at: object
+    source: str
+    outcome: str
+    joined_via: list[Identity] = field(default_factory=list)
+    added: list[Identity] = field(default_factory=list)
+    merged: list[dict] = field(default_factory=list)
+    held: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class Explanation:
+    profile: int
+    records: int
+    steps: list[LinkStep]
+    decisions: list[LinkDecision]
+    truncated: bool = False
+
+
+def profile_explain(profile: Profile, *, limit: int = 500) -> Explanation:
+    """The chain of links that made ``profile``, record by record in arrival order (the first
+    ``limit`` records), and the decisions that shaped it."""
+    records = list(
+        RawRecord.objects.filter(profile=profile)
+        .order_by("id")
+        .values_list("id", "data", "created_at", "received_at", "source", "outcome")[: limit + 1]
+    )
+    truncated = len(records) > limit
+    records = records[:limit]
+    record_ids = [r[0] for r in records]
+    owned = {
+        (kind, value): first for kind, value, first in profile.identifiers.values_list("kind", "value", "first_record")
+    }
+    merges = defaultdict(list)
+    for chunk in chunked(record_ids):
+        for row in ProfileMerge.objects.filter(raw_record_id__in=chunk).values(
+            "raw_record_id", "survivor_id", "absorbed_id", "identifier_kind", "identifier_value"
+        ):
+            merges[row["raw_record_id"]].append(
+                {
+                    "absorbed": row["absorbed_id"],
+                    "into": row["survivor_id"],
+                    "via": (row["identifier_kind"], row["identifier_value"]),
+                }
+            )
+    held = defaultdict(list)
+    for chunk in chunked(record_ids):
+        for link in HeldLink.objects.filter(raw_record_id__in=chunk):
+            held[link.raw_record_id].append(
+                {
+                    "identifier": (link.kind, link.value),
+                    "reason": link.reason,
+                    "detail": link.detail or "kept apart by a decision",
+                    "decision": link.decision_id,
+                    "held_link": link.pk if link.reason != HeldLink.Reason.DETACHED else None,
+                }
+            )
+    rules = IdentityRules.current()
+    steps = []
+    for raw_id, data, created_at, received_at, source, outcome in records:
+        try:
+            identifiers = rules.parse(data).identifiers
+        except RecordRejected:
+            identifiers = ()
+        kept_apart = {h["identifier"] for h in held[raw_id]}
+        steps.append(
+            LinkStep(
+                record=raw_id,
+                created_at=created_at,
+                received_at=received_at,
+                source=source,
+                outcome=outcome,
+                joined_via=[i for i in identifiers if i in owned and i not in kept_apart and owned[i] != raw_id],
+                added=[i for i in identifiers if i in owned and owned[i] == raw_id],
+                merged=merges[raw_id],
+                held=held[raw_id],
+            )
+        )
+    decision_ids = {h["decision"] for links in held.values() for h in links if h["decision"]}
+    decision_ids |= set(LinkDecision.objects.filter(profile_id=profile.pk).values_list("id", flat=True))
+    decision_ids |= bulk_values(LinkDecision.objects.filter, "raw_record_id__in", record_ids, "id")
+    decisions = list(LinkDecision.objects.filter(id__in=sorted(decision_ids)).order_by("id"))
+    return Explanation(
+        profile=profile.pk, records=len(record_ids), steps=steps, decisions=decisions, truncated=truncated
+    )
