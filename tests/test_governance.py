@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.builders import identifiers_of, ingest, profile_for, profiles_snapshot, record
+from tests.builders import identifiers_of, ingest, profile_for, profiles_snapshot, record, writer_lock_held_elsewhere
 from users_app.governance import (
     DecisionError,
     decision_reverse,
@@ -13,6 +13,7 @@ from users_app.governance import (
     profile_split,
 )
 from users_app.ingestion import profiles_rebuild
+from users_app.locks import WriterBusy
 from users_app.models import HeldLink, IdentityGuards, LinkDecision, Profile, ProfileMerge
 
 pytestmark = pytest.mark.django_db
@@ -125,6 +126,28 @@ class TestCookieCap:
         detached = HeldLink.objects.get()
         with pytest.raises(DecisionError, match="not held for review"):
             link_approve(held=detached, actor=ACTOR)
+
+    def test_a_held_link_joined_by_other_links_since_cannot_be_rejected(self):
+        guards(max_cookies_per_email=3)
+        ingest(*shared_email_people(cookies=4))
+        held = pending_links().get()
+        # The same device later shows up under another of the family's identifiers, approved.
+        ingest(record(cookie="c1", email="fourth@example.com"), record(cookie="c4", email="fourth@example.com"))
+        approved = pending_links().exclude(pk=held.pk).get()
+        link_approve(held=approved, actor=ACTOR)
+        held = pending_links().get()
+        assert held.raw_record.profile_id == profile_for("email", "family@example.com").pk
+        with pytest.raises(DecisionError, match="split the profile"):
+            link_reject(held=held, actor=ACTOR)
+
+    def test_decisions_wait_for_no_import_they_are_refused_while_one_runs(self, transactional_db):
+        guards(max_cookies_per_email=3)
+        ingest(*shared_email_people(cookies=4))
+        held = pending_links().get()
+        with writer_lock_held_elsewhere(), pytest.raises(WriterBusy):
+            link_approve(held=held, actor=ACTOR)
+        assert not LinkDecision.objects.exists()
+        assert pending_links().count() == 1
 
     def test_phone_cap_applies_where_phones_link(self, settings):
         settings.IDENTITY_MATCH_PHONE = True

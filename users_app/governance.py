@@ -234,6 +234,12 @@ def link_reject(*, held: HeldLink, actor: str) -> DecisionResult:
     """Refuse a held link: the identifier is detached from the record's person, now and later."""
     held = _pending(held)
     ident = (held.kind, held.value)
+    if held_link_target(held) == held.raw_record.profile_id:
+        # Detaching it from its own profile would split that profile: a split says so openly.
+        raise DecisionError(
+            "The record has joined that profile through other links since; split the profile to take it apart.",
+            "held_link",
+        )
     anchors = _identifiers_of(held.raw_record.profile_id) - {ident}
     return _decide(
         actor=actor,

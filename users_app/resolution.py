@@ -319,10 +319,6 @@ def resolve_records(records: Sequence[StoredRecord]) -> Resolution:
             touched[target] = ident
             if refusal:
                 approved.append(ident)
-        if approved and len(approved) == len(touched):
-            # Without the approval the record would have founded its own profile (and did, until
-            # approved): the ledger says that profile went into the one it joins.
-            ledger.append((find(owners[approved[0]]), record.raw_id, *approved[0], record.raw_id, now))
         if not touched:
             created = record.parsed.created_at
             state = ProfileState(
@@ -347,6 +343,10 @@ def resolve_records(records: Sequence[StoredRecord]) -> Resolution:
                 parent[pid] = survivor
                 ledger.append((survivor, pid, via[0], via[1], record.raw_id, now))
             result.outcome_of[record.raw_id] = "merged" if len(touched) > 1 else "updated"
+            if approved and len(approved) == len(touched):
+                # Without the approval the record would have founded its own profile (and did,
+                # until approved): the ledger says that profile went into the one it joined.
+                ledger.append((state.id, record.raw_id, *approved[0], record.raw_id, now))
         state.apply(record)
         for ident in linking:
             if ident not in owners:
