@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from tests.builders import (
+    identifiers_of,
     ingest,
     ingest_batch,
     profile_for,
@@ -23,14 +24,17 @@ from tests.builders import (
     record,
     write_csv,
 )
-from users_app import erasure
+from users_app import erasure, governance
 from users_app.importing import csv_import
 from users_app.ingestion import profiles_rebuild
 from users_app.models import (
     AuditEvent,
+    HeldLink,
     Identifier,
+    IdentityGuards,
     ImportReject,
     ImportRun,
+    LinkDecision,
     Profile,
     ProfileInterest,
     ProfileMerge,
@@ -51,6 +55,8 @@ TABLES = {
     "profile_interests": ProfileInterest,
     "merge_ledger": ProfileMerge,
     "import_rejects": ImportReject,
+    "held_links": HeldLink,
+    "link_decisions": LinkDecision,
 }
 
 
@@ -113,6 +119,8 @@ ALICE_ROWS = {
     "profile_interests": 2,
     "merge_ledger": 1,
     "import_rejects": 1,  # the line naming her; the x-alice line stays
+    "held_links": 0,
+    "link_decisions": 0,
 }
 
 
@@ -375,3 +383,176 @@ def test_a_record_racing_an_erasure_is_dropped_not_stored(postgres, transactiona
 
     assert [o.status for o in outcomes] == ["suppressed"]
     assert not Profile.objects.exists() and not RawRecord.objects.exists() and not Identifier.objects.exists()
+
+
+# --- Identity governance: held links and link decisions ------------------------------------------
+
+SHOP_EMAIL = "info@shop.example"
+
+
+def shop_mailbox_people() -> None:
+    """Alice, Bob and Carol, each with their own cookie and email, glued into one profile by the
+    shop's info@ address they each used once; then the address is split off, giving the three back."""
+    ingest(
+        record(cookie="a1", email=ALICE_EMAIL, created_at="1/1/2025 09:00"),
+        record(cookie="b1", email=BOB_EMAIL, created_at="1/2/2025 09:00"),
+        record(cookie="k1", email="carol@example.com", created_at="1/3/2025 09:00"),
+        record(cookie="a1", email=SHOP_EMAIL, created_at="1/4/2025 09:00"),
+        record(cookie="b1", email=SHOP_EMAIL, created_at="1/5/2025 09:00"),
+        record(cookie="k1", email=SHOP_EMAIL, created_at="1/6/2025 09:00"),
+    )
+    glued = profile_for("email", SHOP_EMAIL)
+    assert glued.cookie_count == 3
+    governance.profile_split(profile=glued, kind="email", value=SHOP_EMAIL, actor="user:tester")
+    assert Profile.objects.count() == 3 and HeldLink.objects.filter(reason="detached").count() == 3
+
+
+def governance_rows() -> str:
+    """Every held link and link decision, as text to search for erased values."""
+    return repr([list(HeldLink.objects.values()), list(LinkDecision.objects.values())])
+
+
+def family_with_a_held_fourth_cookie() -> tuple[int, HeldLink]:
+    """A family email on three cookies (the cap), and a fourth cookie's record held for review."""
+    IdentityGuards.objects.update_or_create(pk=1, defaults={"max_cookies_per_email": 3})
+    outcomes = ingest(*[record(cookie=f"f{n}", email="family@example.com") for n in range(1, 5)])
+    held = governance.pending_links().get()
+    assert held.raw_record_id == outcomes[3].raw_record_id
+    return outcomes[3].profile_id, held
+
+
+def test_a_split_that_keeps_others_apart_stays_without_the_erased_persons_identifiers(db):
+    shop_mailbox_people()
+    decision = LinkDecision.objects.get()
+    bob_and_carol = sorted(
+        key for key in profiles_snapshot() if f"email:{BOB_EMAIL}" in key or "email:carol@example.com" in key
+    )
+
+    text, summary = erase("--email", ALICE_EMAIL, "--for-real")
+
+    # Her info@ record's held link went with it; the decision stays, keeping Bob and Carol apart.
+    assert (summary["removed"]["held_links"], summary["removed"]["link_decisions"]) == (1, 0)
+    assert summary["link_decisions_redacted"] == 1
+    assert "1 link decision keeping other people apart stays" in text
+    decision.refresh_from_db()
+    assert decision.active
+    assert decision.anchors == [
+        ["cookie", "b1"],
+        ["cookie", "k1"],
+        ["email", BOB_EMAIL],
+        ["email", "carol@example.com"],
+    ]
+    assert HeldLink.objects.filter(decision=decision).count() == 2
+    assert ALICE_EMAIL not in governance_rows() and "'a1'" not in governance_rows()
+    assert sorted(profiles_snapshot()) == bob_and_carol
+    # A rebuild reproduces that state: deleting the decision would have glued Bob and Carol again.
+    before = profiles_snapshot()
+    profiles_rebuild()
+    assert profiles_snapshot() == before
+    assert HeldLink.objects.filter(decision=decision).count() == 2
+
+
+def test_a_decision_about_one_of_the_persons_identifiers_is_deleted_with_what_it_kept_apart(db):
+    fourth_profile, held = family_with_a_held_fourth_cookie()
+    governance.link_reject(held=held, actor="user:tester")
+    assert LinkDecision.objects.get().identifier_value == "family@example.com"
+
+    _, summary = erase("--email", "family@example.com", "--for-real")
+
+    # The rejection named the family's email, and so did the fourth cookie's record (kept apart
+    # from them): both go, and with its only record the fourth cookie's profile.
+    assert (summary["removed"]["held_links"], summary["removed"]["link_decisions"]) == (1, 1)
+    assert summary["rows_removed"] == sum(summary["removed"].values())
+    assert not LinkDecision.objects.exists() and not HeldLink.objects.exists()
+    assert not Profile.objects.filter(pk=fourth_profile).exists()
+    assert not RawRecord.objects.filter(data__email="family@example.com").exists()
+    after = profiles_snapshot()
+    profiles_rebuild()
+    assert profiles_snapshot() == after
+
+
+def test_a_decision_taken_on_one_of_the_persons_records_goes_with_the_record(db):
+    fourth_profile, held = family_with_a_held_fourth_cookie()
+    governance.link_reject(held=held, actor="user:tester")
+    family_before = {key: value for key, value in profiles_snapshot().items() if "cookie:f1" in key}
+
+    _, summary = erase("--cookie", "f4", "--for-real")
+
+    assert summary["profile_id"] == fourth_profile
+    assert (summary["removed"]["held_links"], summary["removed"]["link_decisions"]) == (1, 1)
+    assert summary["link_decisions_redacted"] == 0
+    assert not LinkDecision.objects.exists() and not HeldLink.objects.exists()
+    assert profiles_snapshot() == family_before
+    profiles_rebuild()
+    assert profiles_snapshot() == family_before
+
+
+def test_an_approved_link_of_the_persons_record_goes_with_it(db):
+    _, held = family_with_a_held_fourth_cookie()
+    governance.link_approve(held=held, actor="user:tester")
+    family = profile_for("email", "family@example.com")
+    assert family.cookie_count == 4 and LinkDecision.objects.get().kind == "approve"
+
+    _, summary = erase("--email", "family@example.com", "--for-real")
+
+    assert summary["profile_id"] == family.pk
+    assert (summary["removed"]["held_links"], summary["removed"]["link_decisions"]) == (0, 1)
+    assert not LinkDecision.objects.exists() and not Profile.objects.exists()
+
+
+def test_a_link_held_for_review_towards_the_person_leaves_the_review_queue(db):
+    fourth_profile, held = family_with_a_held_fourth_cookie()
+
+    _, summary = erase("--email", "family@example.com", "--for-real")
+
+    # The held link named the family's email: it goes with its record, though that record sat in
+    # another profile (a record sent with the email now would be dropped), and so does that profile.
+    assert (summary["removed"]["held_links"], summary["removed"]["link_decisions"]) == (1, 0)
+    assert summary["removed"]["raw_records"] == 4
+    assert not governance.pending_links().exists()
+    assert not RawRecord.objects.filter(pk=held.raw_record_id).exists()
+    assert not Profile.objects.filter(pk=fourth_profile).exists()
+    after = profiles_snapshot()
+    profiles_rebuild()
+    assert profiles_snapshot() == after
+
+
+def test_a_dry_run_counts_the_governance_rows_and_changes_nothing(db):
+    shop_mailbox_people()
+    before = everything()
+
+    text, summary = erase("--email", ALICE_EMAIL)
+
+    assert everything() == before
+    assert (summary["removed"]["held_links"], summary["removed"]["link_decisions"]) == (1, 0)
+    assert summary["link_decisions_redacted"] == 1
+    assert "1 held links, 0 link decisions" in text and "would stay" in text
+
+
+def test_the_audit_event_counts_the_governance_rows_without_the_erased_values(db):
+    shop_mailbox_people()
+
+    erase("--email", ALICE_EMAIL, "--for-real")
+
+    event = AuditEvent.objects.get(action="erasure")
+    assert event.details["removed"]["held_links"] == 1 and event.details["removed"]["link_decisions"] == 0
+    assert event.details["link_decisions_redacted"] == 1
+    assert ALICE_EMAIL not in f"{event.summary} {json.dumps(event.details)}"
+
+
+def test_a_profile_that_held_a_record_naming_the_person_is_resolved_again_without_it(db):
+    fourth_profile, held = family_with_a_held_fourth_cookie()
+    ingest(record(cookie="f4", email="own@example.com", city="Oslo"))
+
+    _, summary = erase("--email", "family@example.com", "--for-real")
+
+    # The record that named the family's email went; the device's other record founds its profile now.
+    assert not RawRecord.objects.filter(pk=held.raw_record_id).exists()
+    remaining = profile_for("email", "own@example.com")
+    assert remaining.pk != fourth_profile
+    assert identifiers_of(remaining) == {"cookie:f4", "email:own@example.com"}
+    assert (remaining.email, remaining.city) == ("own@example.com", "Oslo")
+    assert summary["removed"]["raw_records"] == 4
+    after = profiles_snapshot()
+    profiles_rebuild()
+    assert profiles_snapshot() == after

@@ -19,6 +19,18 @@ What goes, table by table:
   those, a row would say only that two ids that no longer exist were once joined, which serves
   none of the ledger's purposes (explaining a profile, undoing a bad merge). The erasure's audit
   event keeps how many rows went.
+- Identity governance (``users_app.governance``): the ``HeldLink`` rows of the person's records
+  and those naming one of their identifiers (a link held or kept apart from them), and the
+  ``LinkDecision`` rows about one of their identifiers or taken on one of their records, with the
+  held links that decision kept apart. A decision whose only tie to them is their identifiers among
+  its ``anchors`` (a shared ``info@`` address split off a profile that glued them to other people)
+  is not deleted: their identifiers are taken out of its anchors and it goes on keeping the others
+  apart. Deleting it would glue those people again at the next rebuild, and
+  what the removed anchors did no longer matters: a record holding an erased identifier is dropped
+  (and a rebuild links no one to one already stored). A decision left without anchors is deleted.
+  Records of other profiles whose link to the person was held or kept apart name one of their
+  identifiers: they go too, and the profiles they sat in are replayed without them
+  (``governance.profiles_replay``), which is what a rebuild would make of them.
 - ``ImportReject``: reject report lines with one of their emails or cookies in a cell (a row with
   a valid email but an unreadable date is rejected, so it is linked to no profile). The import
   runs' counters stay as they are: figures, not personal data.
@@ -41,19 +53,24 @@ from functools import reduce
 
 from django.db.models import Q
 
+from . import bulk
 from .audit import audit_record
+from .governance import profiles_replay
 from .ingestion import run_with_retries
 from .models import (
     AuditEvent,
+    HeldLink,
     Identifier,
     IdentifierKind,
     ImportReject,
+    LinkDecision,
     Profile,
     ProfileInterest,
     ProfileMerge,
     RawRecord,
 )
 from .normalize import FieldWarning, normalize_cookie, normalize_email
+from .resolution import chunked
 from .suppression import suppressed_identifiers, suppressions_add
 
 # Identifier kinds a person can be looked up by, with the normalizer ingestion applies to them.
@@ -80,6 +97,8 @@ class ErasedRows:
     profile_interests: int = 0
     merge_ledger: int = 0
     import_rejects: int = 0
+    held_links: int = 0
+    link_decisions: int = 0
 
     @property
     def total(self) -> int:
@@ -93,6 +112,8 @@ class ErasureResult:
     removed: ErasedRows
     suppressions_recorded: int
     in_multi_device_cohort: bool
+    # Link decisions kept, with the person's identifiers taken out of their anchors (not rows removed).
+    link_decisions_redacted: int = 0
 
     @property
     def rows_removed(self) -> int:
@@ -143,6 +164,7 @@ def person_erase(*, profile: Profile, dry_run: bool, actor: str) -> ErasureResul
                 "profile_id": result.profile_id,
                 "removed": asdict(removed),
                 "suppressions_recorded": result.suppressions_recorded,
+                "link_decisions_redacted": result.link_decisions_redacted,
             },
         )
         return result
@@ -165,23 +187,96 @@ def _erase(profile_id: int, *, dry_run: bool) -> ErasureResult:
     # Read again under the profile's lock: a concurrent ingest may have added one meanwhile.
     identifiers = set(Identifier.objects.filter(profile_id=profile_id).values_list("kind", "value"))
 
+    # Records of other profiles that named one of the person's identifiers without linking through
+    # it (the link was held, or kept apart): they hold the person's data too, and a record sent
+    # with it now would be dropped. They go, and the profiles they sat in are resolved again.
+    naming = _records_naming(identifiers, profile_id)
+    naming_ledger = bulk.delete_rows(ProfileMerge, "raw_record", sorted(naming))
+    governance = _delete_governance_rows(profile_id, identifiers)
+    naming_records = RawRecord.objects.filter(id__in=sorted(naming)).delete()[1].get(RawRecord._meta.label, 0)
     removed = ErasedRows(
         import_rejects=_delete_rejects_mentioning(identifiers),
-        merge_ledger=_delete_ledger(profile_id),
+        merge_ledger=_delete_ledger(profile_id) + naming_ledger,
+        held_links=governance.held_links,
+        link_decisions=governance.link_decisions,
         identifiers=Identifier.objects.filter(profile_id=profile_id).delete()[0],
         profile_interests=ProfileInterest.objects.filter(profile_id=profile_id).delete()[0],
         # Few rows for one person; Django's delete also clears the ledger and identifier rows
-        # that point at them (there are none left: both went above).
-        raw_records=RawRecord.objects.filter(profile_id=profile_id).delete()[1].get(RawRecord._meta.label, 0),
+        # and the held links and decisions that point at them (there are none left: all went above).
+        raw_records=naming_records
+        + RawRecord.objects.filter(profile_id=profile_id).delete()[1].get(RawRecord._meta.label, 0),
         profiles=Profile.objects.filter(pk=profile_id).delete()[1].get(Profile._meta.label, 0),
     )
-    return ErasureResult(
+    result = ErasureResult(
         profile_id=profile_id,
         dry_run=dry_run,
         removed=removed,
         suppressions_recorded=suppressions_add(identifiers=identifiers),
         in_multi_device_cohort=in_cohort,
+        link_decisions_redacted=governance.redacted,
     )
+    if naming:
+        profiles_replay(set(naming.values()))
+    return result
+
+
+def _records_naming(identifiers: set[tuple[str, str]], profile_id: int) -> dict[int, int]:
+    """Raw record id -> profile id of the other profiles' records holding a link through one of
+    ``identifiers`` they did not make (``HeldLink``)."""
+    found = {}
+    for chunk in chunked(sorted({value for _, value in identifiers})):
+        rows = HeldLink.objects.filter(value__in=chunk).exclude(raw_record__profile_id=profile_id)
+        for kind, value, raw_id, pid in rows.values_list("kind", "value", "raw_record", "raw_record__profile"):
+            if (kind, value) in identifiers and pid is not None:
+                found[raw_id] = pid
+    return found
+
+
+@dataclass(frozen=True)
+class _GovernanceRows:
+    held_links: int
+    link_decisions: int
+    redacted: int
+
+
+def _delete_governance_rows(profile_id: int, identifiers: set[tuple[str, str]]) -> _GovernanceRows:
+    """Delete the held links and link decisions holding the person's data; take their identifiers
+    out of the anchors of the decisions that keep other people apart (see the module's docstring).
+
+    Decisions are few (people take them one by one), so they are read and sorted out here.
+    """
+    doomed: list[int] = []
+    redacted: dict[int, list] = {}
+    decisions = LinkDecision.objects.values_list(
+        "pk", "identifier_kind", "identifier_value", "raw_record__profile_id", "anchors"
+    )
+    for pk, kind, value, record_profile, anchors in decisions.order_by("pk"):
+        if (kind, value) in identifiers or record_profile == profile_id:
+            doomed.append(pk)
+            continue
+        kept = [anchor for anchor in anchors if tuple(anchor) not in identifiers]
+        if len(kept) == len(anchors):
+            continue
+        if kept:
+            redacted[pk] = kept
+        else:
+            doomed.append(pk)
+
+    held = set(HeldLink.objects.filter(raw_record__profile_id=profile_id).values_list("pk", flat=True))
+    values = sorted({value for _, value in identifiers})
+    for chunk in chunked(values):
+        for pk, kind, value in HeldLink.objects.filter(value__in=chunk).values_list("pk", "kind", "value"):
+            if (kind, value) in identifiers:
+                held.add(pk)
+    for chunk in chunked(doomed):
+        held.update(HeldLink.objects.filter(decision_id__in=chunk).values_list("pk", flat=True))
+
+    # Held links first: they point at the decisions (plain deletes do not cascade).
+    held_links = bulk.delete_rows(HeldLink, "id", sorted(held))
+    link_decisions = bulk.delete_rows(LinkDecision, "id", doomed)
+    for pk, kept in redacted.items():
+        LinkDecision.objects.filter(pk=pk).update(anchors=kept)
+    return _GovernanceRows(held_links=held_links, link_decisions=link_decisions, redacted=len(redacted))
 
 
 def _delete_ledger(profile_id: int) -> int:

@@ -132,8 +132,9 @@ class Replay:
     profile_of: dict[int, int] = field(default_factory=dict)
 
 
-def _replay(profile_ids: Iterable[int]) -> Replay:
-    """Clear what the connected profiles' records built and resolve those records again."""
+def profiles_replay(profile_ids: Iterable[int]) -> Replay:
+    """Clear what the connected profiles' records built and resolve those records again (after a
+    decision, or an erasure that took records out of them). Call inside a transaction."""
     profiles = sorted(connected_profiles(profile_ids))
     # The resolver's lock order: identifiers, then profiles.
     bulk.rows_matching(Identifier, ["id"], "profile", profiles, lock=True)
@@ -172,7 +173,7 @@ def _decide(
         taken = decision()
         reached = reach(taken)
         records = bulk_values(RawRecord.objects.filter, "profile_id__in", sorted(reached), "id")
-        replay = _replay(reached)
+        replay = profiles_replay(reached)
         audit_record(
             actor=actor,
             action=AuditEvent.Action.LINK_DECISION,
@@ -195,7 +196,12 @@ def _identifiers_of(profile_id: int) -> set[Identity]:
     return set(Identifier.objects.filter(profile_id=profile_id).values_list("kind", "value"))
 
 
-def _pending(held: HeldLink) -> HeldLink:
+def _pending_locked(pk: int) -> HeldLink:
+    """The held link, read again under its row lock inside the decision's transaction: a decision
+    taken meanwhile by someone else is not taken twice."""
+    held = HeldLink.objects.select_for_update().select_related("raw_record").filter(pk=pk).first()
+    if held is None:
+        raise DecisionError(f"Held link {pk} is no longer held: it was decided or replayed meanwhile.", "held_link")
     if held.reason == HeldLink.Reason.DETACHED:
         raise DecisionError("This link is not held for review: a decision already keeps it apart.", "held_link")
     if held.raw_record.profile_id is None:
@@ -203,75 +209,84 @@ def _pending(held: HeldLink) -> HeldLink:
     return held
 
 
-def _reach_of_held(held: HeldLink) -> Callable[[LinkDecision], set[int]]:
-    def reach(_decision: LinkDecision) -> set[int]:
-        owner = _owners([(held.kind, held.value)]).get((held.kind, held.value))
-        return {held.raw_record.profile_id} | ({owner} if owner else set())
-
-    return reach
+def _reach_of_record(taken: LinkDecision) -> set[int]:
+    """The profiles a decision on a held link touches: the record's and the identifier's owner's."""
+    ident = (taken.identifier_kind, taken.identifier_value)
+    owner = _owners([ident]).get(ident)
+    return {taken.raw_record.profile_id} | ({owner} if owner else set())
 
 
 def link_approve(*, held: HeldLink, actor: str) -> DecisionResult:
     """Make a held link: the record joins the identifier's profile (a merge in the ledger)."""
-    held = _pending(held)
+
+    def approve() -> LinkDecision:
+        current = _pending_locked(held.pk)
+        return LinkDecision.objects.create(
+            kind=LinkDecision.Kind.APPROVE,
+            identifier_kind=current.kind,
+            identifier_value=current.value,
+            raw_record=current.raw_record,
+            profile_id=current.raw_record.profile_id,
+            reason=current.detail,
+            actor=actor,
+        )
+
     return _decide(
         actor=actor,
-        summary=f"Approved the held link of record {held.raw_record_id} through {held.kind} {held.value}",
-        decision=lambda: LinkDecision.objects.create(
-            kind=LinkDecision.Kind.APPROVE,
-            identifier_kind=held.kind,
-            identifier_value=held.value,
-            raw_record=held.raw_record,
-            profile_id=held.raw_record.profile_id,
-            reason=held.detail,
-            actor=actor,
-        ),
-        reach=_reach_of_held(held),
+        summary=f"Approved held link {held.pk} (record {held.raw_record_id}, through its {held.kind})",
+        decision=approve,
+        reach=_reach_of_record,
     )
 
 
 def link_reject(*, held: HeldLink, actor: str) -> DecisionResult:
     """Refuse a held link: the identifier is detached from the record's person, now and later."""
-    held = _pending(held)
-    ident = (held.kind, held.value)
-    if held_link_target(held) == held.raw_record.profile_id:
-        # Detaching it from its own profile would split that profile: a split says so openly.
-        raise DecisionError(
-            "The record has joined that profile through other links since; split the profile to take it apart.",
-            "held_link",
+
+    def reject() -> LinkDecision:
+        current = _pending_locked(held.pk)
+        ident = (current.kind, current.value)
+        if held_link_target(current) == current.raw_record.profile_id:
+            # Detaching it from its own profile would split that profile: a split says so openly.
+            raise DecisionError(
+                "The record has joined that profile through other links since; split the profile to take it apart.",
+                "held_link",
+            )
+        return LinkDecision.objects.create(
+            kind=LinkDecision.Kind.DETACH,
+            identifier_kind=current.kind,
+            identifier_value=current.value,
+            raw_record=current.raw_record,
+            anchors=sorted(map(list, _identifiers_of(current.raw_record.profile_id) - {ident})),
+            profile_id=current.raw_record.profile_id,
+            reason=f"held link rejected ({current.detail})",
+            actor=actor,
         )
-    anchors = _identifiers_of(held.raw_record.profile_id) - {ident}
+
     return _decide(
         actor=actor,
-        summary=f"Rejected the held link of record {held.raw_record_id} through {held.kind} {held.value}",
-        decision=lambda: LinkDecision.objects.create(
-            kind=LinkDecision.Kind.DETACH,
-            identifier_kind=held.kind,
-            identifier_value=held.value,
-            raw_record=held.raw_record,
-            anchors=sorted(map(list, anchors)),
-            profile_id=held.raw_record.profile_id,
-            reason=f"held link rejected ({held.detail})",
-            actor=actor,
-        ),
-        reach=_reach_of_held(held),
+        summary=f"Rejected held link {held.pk} (record {held.raw_record_id}, through its {held.kind})",
+        decision=reject,
+        reach=_reach_of_record,
     )
 
 
 def profile_split(*, profile: Profile, kind: str, value: str, actor: str, reason: str = "") -> DecisionResult:
     """Detach one of a profile's identifiers: its records are resolved again without that link."""
-    identifiers = _identifiers_of(profile.pk)
-    if not any(k == kind for k, _ in identifiers):
-        raise DecisionError(f"Profile {profile.pk} holds no {kind} identifier.", "kind")
-    if (kind, value) not in identifiers:
-        raise DecisionError(f"Profile {profile.pk} holds no {kind} {value!r}.", "value")
-    anchors = identifiers - {(kind, value)}
-    if not anchors:
-        raise DecisionError(f"{kind} {value!r} is the profile's only identifier: nothing to split it from.", "value")
-    return _decide(
-        actor=actor,
-        summary=f"Split {kind} {value} from profile {profile.pk}",
-        decision=lambda: LinkDecision.objects.create(
+
+    def split() -> LinkDecision:
+        if not Profile.objects.select_for_update().filter(pk=profile.pk).exists():
+            raise DecisionError(f"Profile {profile.pk} no longer exists: merged or erased meanwhile.", "profile")
+        identifiers = _identifiers_of(profile.pk)
+        if not any(k == kind for k, _ in identifiers):
+            raise DecisionError(f"Profile {profile.pk} holds no {kind} identifier.", "kind")
+        if (kind, value) not in identifiers:
+            raise DecisionError(f"Profile {profile.pk} holds no {kind} {value!r}.", "value")
+        anchors = identifiers - {(kind, value)}
+        if not anchors:
+            raise DecisionError(
+                f"{kind} {value!r} is the profile's only identifier: nothing to split it from.", "value"
+            )
+        return LinkDecision.objects.create(
             kind=LinkDecision.Kind.DETACH,
             identifier_kind=kind,
             identifier_value=value,
@@ -279,21 +294,31 @@ def profile_split(*, profile: Profile, kind: str, value: str, actor: str, reason
             profile_id=profile.pk,
             reason=reason or "split",
             actor=actor,
-        ),
+        )
+
+    return _decide(
+        actor=actor,
+        summary=f"Split one {kind} off profile {profile.pk}",
+        decision=split,
         reach=lambda _decision: {profile.pk},
     )
 
 
 def decision_reverse(*, decision: LinkDecision, actor: str) -> DecisionResult:
     """Undo a decision (re-link what a split or rejection detached; take an approval back)."""
-    if not decision.active:
-        raise DecisionError(f"Decision {decision.pk} was already reversed on {decision.reversed_at:%Y-%m-%d}.")
 
     def reverse() -> LinkDecision:
-        decision.reversed_at = timezone.now()
-        decision.reversed_by = actor
-        decision.save(update_fields=["reversed_at", "reversed_by"])
-        return decision
+        current = LinkDecision.objects.select_for_update().filter(pk=decision.pk).first()
+        if current is None:
+            raise DecisionError(f"Decision {decision.pk} no longer exists (erased with a person).", "decision")
+        if not current.active:
+            raise DecisionError(
+                f"Decision {current.pk} was already reversed on {current.reversed_at:%Y-%m-%d}.", "decision"
+            )
+        current.reversed_at = timezone.now()
+        current.reversed_by = actor
+        current.save(update_fields=["reversed_at", "reversed_by"])
+        return current
 
     def reach(taken: LinkDecision) -> set[int]:
         idents = {(taken.identifier_kind, taken.identifier_value), *map(tuple, taken.anchors)}
@@ -304,7 +329,7 @@ def decision_reverse(*, decision: LinkDecision, actor: str) -> DecisionResult:
     verb = "Re-linked" if decision.kind == LinkDecision.Kind.DETACH else "Took back the approval of"
     return _decide(
         actor=actor,
-        summary=f"{verb} {decision.identifier_kind} {decision.identifier_value} (decision {decision.pk})",
+        summary=f"{verb} one {decision.identifier_kind} (decision {decision.pk})",
         decision=reverse,
         reach=reach,
     )

@@ -3,8 +3,9 @@
     python manage.py erase_person --email X | --cookie X [--for-real] [--json]
 
 Without ``--for-real`` it is a dry run: it says what would go and changes nothing. With it, the
-profile, its identifiers, raw records, interests and merge history and the reject report lines
-naming it are deleted, and every identifier of the person is suppressed (kept as a salted hash
+profile, its identifiers, raw records, interests and merge history, the reject report lines
+naming it, and the held links and link decisions about it (``users_app.erasure`` says which) are
+deleted, and every identifier of the person is suppressed (kept as a salted hash
 only), so records later imported or sent with any of them are dropped and counted, not stored.
 The identifier is normalized as ingestion does (`` X@Y.com `` finds ``x@y.com``). One that
 matches nobody is an error (exit code 1). The erasure is recorded in the audit log.
@@ -25,8 +26,19 @@ def rows_text(result: ErasureResult) -> str:
     return (
         f"{removed.profiles} profile, {removed.identifiers} identifiers, {removed.raw_records} raw records, "
         f"{removed.profile_interests} interests, {removed.merge_ledger} merge ledger rows, "
-        f"{removed.import_rejects} reject report lines ({result.rows_removed} rows)"
+        f"{removed.import_rejects} reject report lines, {removed.held_links} held links, "
+        f"{removed.link_decisions} link decisions ({result.rows_removed} rows)"
     )
+
+
+def redacted_text(result: ErasureResult) -> str:
+    """The link decisions that keep other people apart and stay, without the person's identifiers."""
+    count = result.link_decisions_redacted
+    if not count:
+        return ""
+    noun = "link decision keeping" if count == 1 else "link decisions keeping"
+    verb = "would stay" if result.dry_run else "stays" if count == 1 else "stay"
+    return f" {count} {noun} other people apart {verb}, without the person's identifiers."
 
 
 class Command(BaseCommand):
@@ -56,7 +68,7 @@ class Command(BaseCommand):
         if dry_run:
             self.stdout.write(
                 f"Dry run: erasing profile {result.profile_id} would remove {rows_text(result)} and suppress "
-                f"{result.suppressions_recorded} identifiers.{cohort} Nothing was changed; "
+                f"{result.suppressions_recorded} identifiers.{cohort}{redacted_text(result)} Nothing was changed; "
                 "run again with --for-real to erase."
             )
         else:
@@ -65,6 +77,7 @@ class Command(BaseCommand):
                     f"Erased profile {result.profile_id}: removed {rows_text(result)}; suppressed "
                     f"{result.suppressions_recorded} identifiers, so records holding them will be dropped."
                     + cohort.replace(" are ", " were ")
+                    + redacted_text(result)
                 )
             )
         if options["json"]:
