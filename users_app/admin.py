@@ -2,6 +2,9 @@
 
 Profiles, identifiers and the ledger are derived from raw records by the resolver, so they are
 read-only here: editing them by hand would break the contract that a rebuild reproduces them.
+People change how records link only through decisions (the review queue, split, re-link) and the
+identity guards, in ``governance_admin``, which also serves the profile page's split link and its
+"why these records are one person" section.
 """
 
 from urllib.parse import urlencode
@@ -12,10 +15,11 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
+from . import governance_admin
 from .access import api_key_create, api_key_revoke, api_key_set_masking
 from .admin_filters import PROFILE_LIST_FILTERS
 from .audit import request_actor
@@ -126,16 +130,17 @@ class ProfileAdmin(ReadOnlyAdmin):
         ("Where each trait came from", {"fields": ("trait_source_table",)}),
         ("Raw records", {"fields": ("raw_record_table",)}),
         ("Merge ledger", {"fields": ("merge_table",)}),
+        ("Why these records are one person", {"fields": ("explain_table",)}),
     )
     readonly_fields = (
         "id", "email", "cookie", "phone_number", "cookie_count", "first_seen", "last_seen", "country", "state",
         "city", "age", "gender", "income", "education", "interest_list", "trait_source_table",
-        "raw_record_table", "merge_table",
+        "raw_record_table", "merge_table", "explain_table",
     )  # fmt: skip
 
     # Filters a list implies without a parameter (the multi-device cohort's list), kept when saving a segment.
     implied_filters: dict[str, str] = {}
-    actions = ["erase_selected"]
+    actions = ["erase_selected", "split_selected"]
 
     @admin.action(description="Erase the selected people (right to be forgotten)", permissions=["erase"])
     def erase_selected(self, request, queryset):
@@ -171,6 +176,33 @@ class ProfileAdmin(ReadOnlyAdmin):
 
     def has_erase_permission(self, request):
         return request.user.has_perm("users_app.delete_profile")
+
+    @admin.action(description="Split the selected profile…", permissions=["decide"])
+    def split_selected(self, request, queryset):
+        """The split page of the one profile picked (``governance_admin.profile_split_view``)."""
+        picked = list(queryset.values_list("pk", flat=True)[:2])
+        if len(picked) != 1:
+            self.message_user(request, "Select exactly one profile to split.", messages.WARNING)
+            return None
+        return redirect(reverse("admin:users_app_profile_split", args=picked, current_app=self.admin_site.name))
+
+    def has_decide_permission(self, request):
+        return governance_admin.can_decide(request)
+
+    def get_urls(self):
+        split = path(
+            "<int:profile_id>/split/",
+            self.admin_site.admin_view(self.split_view),
+            name="users_app_profile_split",
+        )
+        return [split, *super().get_urls()]
+
+    def split_view(self, request, profile_id):
+        return governance_admin.profile_split_view(self, request, profile_id)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {"can_split": governance_admin.can_decide(request), **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_interest_names()
@@ -255,6 +287,10 @@ class ProfileAdmin(ReadOnlyAdmin):
             "<th>raw record</th></tr>{}</table>",
             body,
         )
+
+    @admin.display(description="chain of links")
+    def explain_table(self, profile):
+        return governance_admin.explain_table(profile)
 
 
 @admin.register(RawRecord)

@@ -2,7 +2,8 @@
 
 The page shows how many cookies profiles gather, the profiles with the most cookies and the emails
 and phones that glued them; the button puts one of those values on the block list through
-``clusters.identifier_block``. Both views are wrapped in ``site.admin_view`` (staff login, CSRF).
+``clusters.identifier_block``, and each cluster's "Split…" link opens the profile's split page
+(``governance_admin.profile_split_view``). Both views are wrapped in ``site.admin_view`` (staff login, CSRF).
 """
 
 from django.conf import settings
@@ -13,6 +14,7 @@ from django.urls import path
 from django.views.generic import TemplateView, View
 
 from .clusters import cookies_per_profile_histogram, identifier_block, largest_clusters, shared_identifiers
+from .governance_admin import can_decide
 
 CLUSTERS_SHOWN = 50
 BLOCK_PERMISSION = "users_app.add_blockedidentifier"
@@ -36,6 +38,7 @@ class IdentityClustersView(TemplateView):
             # Identifiers of smaller profiles than these join at most this many cookies each.
             "shared_bound": clusters[-1].cookie_count if len(clusters) == CLUSTERS_SHOWN else None,
             "can_block": self.request.user.has_perm(BLOCK_PERMISSION),
+            "can_split": can_decide(self.request),
             "match_phone": settings.IDENTITY_MATCH_PHONE,
         }
 

@@ -47,6 +47,7 @@ from .normalize import RecordRejected
 from .resolution import chunked
 
 Identity = tuple[str, str]
+REASON_LENGTH = LinkDecision._meta.get_field("reason").max_length
 
 
 class DecisionError(ValueError):
@@ -258,7 +259,7 @@ def link_reject(*, held: HeldLink, actor: str) -> DecisionResult:
             raw_record=current.raw_record,
             anchors=sorted(map(list, _identifiers_of(current.raw_record.profile_id) - {ident})),
             profile_id=current.raw_record.profile_id,
-            reason=f"held link rejected ({current.detail})",
+            reason=f"held link rejected ({current.detail})"[:REASON_LENGTH],
             actor=actor,
         )
 
@@ -272,6 +273,9 @@ def link_reject(*, held: HeldLink, actor: str) -> DecisionResult:
 
 def profile_split(*, profile: Profile, kind: str, value: str, actor: str, reason: str = "") -> DecisionResult:
     """Detach one of a profile's identifiers: its records are resolved again without that link."""
+
+    if len(reason) > REASON_LENGTH:
+        raise DecisionError(f"At most {REASON_LENGTH} characters.", "reason")
 
     def split() -> LinkDecision:
         if not Profile.objects.select_for_update().filter(pk=profile.pk).exists():

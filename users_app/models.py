@@ -368,6 +368,23 @@ class HeldLink(models.Model):
         return f"record {self.raw_record_id} via {self.kind}:{self.value} ({self.get_reason_display()})"
 
 
+class PendingLinkManager(models.Manager):
+    def get_queryset(self):
+        return HeldLinkQuerySet(self.model, using=self._db).pending()
+
+
+class PendingLink(HeldLink):
+    """The review queue as the admin shows it: the held links a guard holds, without those a
+    decision keeps apart."""
+
+    objects = PendingLinkManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "link held for review"
+        verbose_name_plural = "links held for review"
+
+
 class Suppression(models.Model):
     """An identifier of a person erased on request: records later sent with it are dropped, not stored.
 
@@ -440,6 +457,7 @@ class AuditEvent(models.Model):
         EXPORT = "export", "Export"
         ERASURE = "erasure", "Erasure"
         LINK_DECISION = "link_decision", "Link decision"
+        GUARDS_CHANGED = "guards_changed", "Identity guards changed"
 
     actor = models.CharField(max_length=200, help_text="user:<username>, key:<name> (<prefix>) or cli:<os user>.")
     action = models.CharField(max_length=20, choices=Action.choices)
