@@ -171,21 +171,38 @@ class LinkPolicy:
 
     @classmethod
     def current(cls) -> LinkPolicy:
-        guards = IdentityGuards.current()
-        caps = {IdentifierKind.EMAIL: guards.max_cookies_per_email, IdentifierKind.PHONE: guards.max_cookies_per_phone}
+        # One statement for the guards and the decisions in force: every single-record ingest
+        # reads them, and two ORM queries cost it a third of its time.
+        quote = connection.ops.quote_name
+        guards, decisions = IdentityGuards._meta, LinkDecision._meta
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT 'guards', NULL, {quote('max_cookies_per_email')}, {quote('max_cookies_per_phone')}, "
+                f"{quote('max_cookies_to_merge')}, NULL, NULL FROM {quote(guards.db_table)} WHERE id = 1 "
+                f"UNION ALL SELECT {quote('kind')}, id, {quote('raw_record_id')}, NULL, NULL, "
+                f"{quote('identifier_kind')} || ':' || {quote('identifier_value')}, {quote('anchors')} "
+                f"FROM {quote(decisions.db_table)} WHERE {quote('reversed_at')} IS NULL ORDER BY 2",
+            )
+            rows = cursor.fetchall()
+        read_json = decisions.get_field("anchors").from_db_value
+        caps: dict[str, int] = {}
+        merge_limit = None
         approved = set()
         detachments: dict[Identity, list[tuple[int, frozenset[Identity]]]] = defaultdict(list)
-        active = LinkDecision.objects.filter(reversed_at__isnull=True).order_by("id")
-        for pk, kind, ident_kind, value, raw_id, anchors in active.values_list(
-            "id", "kind", "identifier_kind", "identifier_value", "raw_record", "anchors"
-        ):
+        for kind, pk, raw_id, phone_cap, merge_cap, identifier, anchors in rows:
+            if kind == "guards":
+                caps = {IdentifierKind.EMAIL: raw_id, IdentifierKind.PHONE: phone_cap}
+                merge_limit = merge_cap
+                continue
+            ident = tuple(identifier.split(":", 1))
             if kind == LinkDecision.Kind.APPROVE:
-                approved.add((raw_id, ident_kind, value))
+                approved.add((raw_id, *ident))
             else:
-                detachments[(ident_kind, value)].append((pk, frozenset(tuple(a) for a in anchors)))
+                anchors = read_json(anchors, None, connection)
+                detachments[ident].append((pk, frozenset(tuple(a) for a in anchors)))
         return cls(
             max_cookies={kind: cap for kind, cap in caps.items() if cap},
-            max_cookies_to_merge=guards.max_cookies_to_merge,
+            max_cookies_to_merge=merge_limit,
             approved=frozenset(approved),
             detachments=dict(detachments),
         )
