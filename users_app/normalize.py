@@ -186,7 +186,8 @@ def normalize_cookie(value: object) -> str:
 # else, valid or not, goes through email-validator itself; tests/test_normalize_fast.py checks that
 # email-validator accepts whatever this matches.
 _ATOM = "[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_LABEL = r"(?![a-z0-9]{2}--)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+# email-validator refuses any label whose 3rd and 4th characters are '--' ('0---0' too), not only 'ab--'.
+_LABEL = r"(?!..--)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _SPECIAL_USE = "|".join(map(re.escape, email_validator.SPECIAL_USE_DOMAIN_NAMES))
 _PLAIN_EMAIL = re.compile(
     rf"{_ATOM}(?:\.{_ATOM})*@(?!(?:[a-z0-9-]+\.)*(?:{_SPECIAL_USE})\Z)(?:{_LABEL}\.)+[a-z]{{2,63}}"
