@@ -112,7 +112,7 @@ class BearerKeyScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "A key from `manage.py create_api_key NAME --scope ingest|read|erase`.",
+            "description": "A key from `manage.py create_api_key NAME --scope ingest|read|erase|govern`.",
         }
 
 

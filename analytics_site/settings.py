@@ -200,5 +200,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ImportRunStatusEnum": "users_app.models.ImportRun.Status",
         "IngestStatusEnum": "users_app.serializers.INGEST_STATUSES",
+        # Two choice sets share the field name "kind": identifiers keep the name they had before decisions came.
+        "KindEnum": "users_app.models.IdentifierKind",
+        "LinkDecisionKindEnum": "users_app.models.LinkDecision.Kind",
+        "HeldLinkReasonEnum": "users_app.models.HeldLink.Reason",
     },
 }

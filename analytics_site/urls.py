@@ -12,6 +12,8 @@ from users_app.api import (
     ImportRunViewSet,
     IngestBatchView,
     IngestView,
+    LinkDecisionViewSet,
+    PendingLinkViewSet,
     ProfileViewSet,
     RawRecordViewSet,
     UserLookupView,
@@ -25,6 +27,8 @@ router.register("raw-records", RawRecordViewSet)
 router.register("import-runs", ImportRunViewSet)
 router.register("cohort-members", CohortMemberViewSet, basename="cohort-member")
 router.register("segments", SegmentViewSet)
+router.register("links/pending", PendingLinkViewSet, basename="pending-link")
+router.register("link-decisions", LinkDecisionViewSet, basename="link-decision")
 
 urlpatterns = [
     # The seed's routes, unchanged.

@@ -306,3 +306,16 @@ class TestExplain:
         explanation = profile_explain(fourth)
         assert [d.kind for d in explanation.decisions] == ["detach"]
         assert explanation.steps[0].held[0]["reason"] == "detached"
+
+
+def test_a_link_held_again_after_a_decision_keeps_its_id():
+    guards(max_cookies_per_email=1)
+    ingest(
+        record(cookie="c1", email="one@example.com"),
+        record(cookie="c2", email="one@example.com"),
+        record(cookie="c3", email="one@example.com"),
+    )
+    first, second = pending_links().order_by("raw_record")
+    link_reject(held=first, actor=ACTOR)
+    [still_held] = pending_links()
+    assert (still_held.pk, still_held.raw_record_id) == (second.pk, second.raw_record_id)

@@ -3,7 +3,10 @@
 Keys look like ``ak_<prefix>_<secret>``; only the sha256 of the whole key is stored, and the
 prefix finds the row. Ingest keys can only ingest; personal data needs a read key or a staff
 session; erasing a person needs an erase key (which can do nothing else) or a staff login with the
-permission to delete profiles. Nothing but the health check answers anonymously.
+permission to delete profiles. Link decisions (approve or reject a held link, split a profile, reverse
+a decision) need a govern key or a staff login with the permission the admin asks for them; a govern
+key also reads the review queue and the decisions, and nothing else. Nothing but the health check
+answers anonymously.
 """
 
 from __future__ import annotations
@@ -156,6 +159,32 @@ class CanErase(permissions.BasePermission):
             return True
         # Not every staff member: erasure cannot be undone, so it takes the model permission too.
         return _is_staff(request) and request.user.has_perm("users_app.delete_profile")
+
+
+# What the admin's review queue and split page, and the API, ask of staff who decide links.
+DECIDE_PERMISSION = "users_app.add_linkdecision"
+
+
+class CanGovern(permissions.BasePermission):
+    message = (
+        "Deciding links (approve, reject, split, re-link) needs a govern key "
+        "(or a staff login allowed to add link decisions)."
+    )
+
+    def has_permission(self, request, view):
+        if _key_scope(request) == ApiKey.Scope.GOVERN:
+            return True
+        # The admin's rule: a decision re-resolves people, so staff need the permission to take one.
+        return _is_staff(request) and request.user.has_perm(DECIDE_PERMISSION)
+
+
+class CanReadLinks(permissions.BasePermission):
+    """The review queue and the decisions: what a reviewer (govern key) reads before deciding."""
+
+    message = "Reading held links and link decisions needs a read or govern key (or a staff login)."
+
+    def has_permission(self, request, view):
+        return _key_scope(request) in (ApiKey.Scope.READ, ApiKey.Scope.GOVERN) or _is_staff(request)
 
 
 class ClientRateThrottle(throttling.SimpleRateThrottle):

@@ -1,26 +1,57 @@
-"""API views for records and profiles: the seed's routes and the v1 resources.
+"""API views for records and profiles: the seed's routes, the v1 resources and identity governance.
 
-Views validate with serializers and hand records to ``records_ingest``; they hold no rules.
+Views validate with serializers and hand records to ``records_ingest`` and decisions to
+``users_app.governance``; they hold no rules.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.http import Http404
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import generics, status, views
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import exceptions, generics, serializers, status, views
+from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from analytics_site.api import PayloadTooLarge, PersonalDataViewSet
 
-from .access import CanErase, CanIngest, CanReadPersonalData, IngestRateThrottle, ReadRateThrottle
+from .access import (
+    CanErase,
+    CanGovern,
+    CanIngest,
+    CanReadLinks,
+    CanReadPersonalData,
+    IngestRateThrottle,
+    ReadRateThrottle,
+)
 from .audit import request_actor
 from .erasure import ErasureError, person_erase
 from .filtersets import ProfileFilterSet
+from .governance import (
+    DecisionError,
+    DecisionResult,
+    decision_reverse,
+    link_approve,
+    link_reject,
+    pending_links,
+    profile_explain,
+    profile_split,
+)
+from .governance_serializers import (
+    EXPLAIN_LIMIT,
+    DecisionResultSerializer,
+    ExplanationSerializer,
+    LinkDecisionSerializer,
+    PendingLinkSerializer,
+    ProfileSplitSerializer,
+)
 from .ingestion import IncomingRecord, RecordOutcome, records_ingest, run_with_retries
-from .models import IdentifierKind, ImportRun, Profile, RawRecord
+from .locks import WriterBusy
+from .models import IdentifierKind, ImportRun, LinkDecision, Profile, RawRecord
 from .serializers import (
     ErasureResultSerializer,
     ImportRunDetailSerializer,
@@ -38,6 +69,11 @@ from .serializers import (
 MAX_INGEST_BYTES = 64 * 1024
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+PROFILE_ACTION_SERIALIZERS = {
+    "retrieve": ProfileDetailSerializer,
+    "explain": ExplanationSerializer,
+    "split": ProfileSplitSerializer,
+}
 
 
 def profiles_for_documents(queryset):
@@ -176,6 +212,33 @@ class UserLookupView(views.APIView):
         return Response(SeedProfileSerializer(profile, context={"request": request}).data)
 
 
+class WriterBusyConflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "Another import or rebuild is running; try again when it is done."
+    default_code = "writer_busy"
+
+
+DECISION_RESPONSES = {
+    200: OpenApiResponse(DecisionResultSerializer, description="Decided: the profiles its records make now."),
+    409: OpenApiResponse(
+        inline_serializer("WriterBusy", {"detail": serializers.CharField()}),
+        description="An import or rebuild is running, and decisions wait for it: nothing changed; try again later.",
+    ),
+}
+
+
+def decision_answer(decide: Callable[[], DecisionResult]) -> Response:
+    """A link decision's answer: 200 with what it did, or its refusal as a 400 naming the field at fault,
+    or a 409 while an import or rebuild holds the writer lock. A refused decision changed nothing."""
+    try:
+        result = decide()
+    except DecisionError as exc:
+        raise ValidationError({exc.field: [str(exc)]}) from None
+    except WriterBusy as exc:
+        raise WriterBusyConflict(str(exc)) from None
+    return Response(result.as_dict())
+
+
 class ProfileViewSet(PersonalDataViewSet):
     """Profiles: one per person. Filter with the same parameters as the cohort route."""
 
@@ -186,7 +249,7 @@ class ProfileViewSet(PersonalDataViewSet):
     ordering_fields = ["id", "first_seen", "last_seen", "age", "cookie_count"]
 
     def get_serializer_class(self):
-        return ProfileDetailSerializer if self.action == "retrieve" else ProfileSerializer
+        return PROFILE_ACTION_SERIALIZERS.get(self.action, ProfileSerializer)
 
     def get_queryset(self):
         queryset = super().get_queryset()
@@ -212,6 +275,34 @@ class ProfileViewSet(PersonalDataViewSet):
             raise Http404(str(exc)) from None
         return Response(ErasureResultSerializer(result).data)
 
+    @extend_schema(
+        summary="Why the profile is one person",
+        description=f"The profile's raw records in arrival order (the first {EXPLAIN_LIMIT}), each with what it did: "
+        "the identifiers it joined through, brought or merged profiles through, and the links it would have made "
+        "and did not (held for review, or kept apart by a decision); then the decisions that shaped the profile.",
+        responses={200: ExplanationSerializer},
+    )
+    @action(detail=True, filter_backends=[])
+    def explain(self, request, pk=None, format=None):
+        return Response(self.get_serializer(profile_explain(self.get_object(), limit=EXPLAIN_LIMIT)).data)
+
+    @extend_schema(
+        summary="Split an identifier off the profile",
+        description="Detaches one of the profile's identifiers (a shared info@ mailbox, a shop's tablet cookie) "
+        "from its others: the profile's records are resolved again without that link, and those that no longer "
+        "connect form their own profiles. The decision is kept, so later records and rebuilds keep them apart "
+        "too; reverse it at /api/v1/link-decisions/{id}/reverse/. Needs a govern key.",
+        request=ProfileSplitSerializer,
+        responses=DECISION_RESPONSES,
+    )
+    @action(detail=True, methods=["post"], permission_classes=[CanGovern], filter_backends=[])
+    def split(self, request, pk=None, format=None):
+        profile = self.get_object()
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        actor = request_actor(request)
+        return decision_answer(lambda: profile_split(profile=profile, actor=actor, **body.validated_data))
+
 
 class RawRecordViewSet(PersonalDataViewSet):
     """The raw log, read-only: every record as received."""
@@ -231,3 +322,62 @@ class ImportRunViewSet(PersonalDataViewSet):
 
     def get_serializer_class(self):
         return ImportRunDetailSerializer if self.action == "retrieve" else ImportRunSerializer
+
+
+class PendingLinkViewSet(PersonalDataViewSet):
+    """The review queue: links the identity guards held instead of making, oldest first.
+
+    ``approve/`` makes the link (the two profiles merge); ``reject/`` keeps the identifier apart from the
+    record's person, now and for their later records. Both need a govern key. A decision replays the
+    profiles it touches: a link held again keeps its id, one no longer held leaves the queue.
+    """
+
+    permission_classes = [CanReadLinks]
+    serializer_class = PendingLinkSerializer
+    filterset_fields = ["reason", "kind"]
+    # Not every serializer field: sorting by the identifier would leak its order to masking keys.
+    ordering_fields = ["id", "held_at"]
+    # Oldest first, as ``pending_links()``: ids grow with ``held_at`` (both set as the row is made), and a
+    # unique key keeps cursor pages from repeating or skipping rows.
+    ordering = ["id"]
+
+    def get_queryset(self):
+        return pending_links()
+
+    @extend_schema(summary="Approve a held link: make it (a merge)", request=None, responses=DECISION_RESPONSES)
+    @action(detail=True, methods=["post"], permission_classes=[CanGovern], filter_backends=[])
+    def approve(self, request, pk=None, format=None):
+        held, actor = self.get_object(), request_actor(request)
+        return decision_answer(lambda: link_approve(held=held, actor=actor))
+
+    @extend_schema(
+        summary="Reject a held link: keep the identifier apart from the record's person",
+        request=None,
+        responses=DECISION_RESPONSES,
+    )
+    @action(detail=True, methods=["post"], permission_classes=[CanGovern], filter_backends=[])
+    def reject(self, request, pk=None, format=None):
+        held, actor = self.get_object(), request_actor(request)
+        return decision_answer(lambda: link_reject(held=held, actor=actor))
+
+
+class LinkDecisionViewSet(PersonalDataViewSet):
+    """Link decisions, newest first: approved and rejected held links and splits, reversed ones kept as history.
+
+    ``reverse/`` undoes one (re-links what a split or a rejection detached; takes an approval back) and
+    replays the profiles without it. It needs a govern key.
+    """
+
+    queryset = LinkDecision.objects.all()
+    permission_classes = [CanReadLinks]
+    serializer_class = LinkDecisionSerializer
+    filterset_fields = ["kind"]
+    ordering_fields = ["id", "created_at"]
+
+    @extend_schema(
+        summary="Reverse a decision (re-link, or undo an approval)", request=None, responses=DECISION_RESPONSES
+    )
+    @action(detail=True, methods=["post"], permission_classes=[CanGovern], filter_backends=[])
+    def reverse(self, request, pk=None, format=None):
+        decision, actor = self.get_object(), request_actor(request)
+        return decision_answer(lambda: decision_reverse(decision=decision, actor=actor))

@@ -17,8 +17,9 @@ exactly what a full rebuild gives for it: whatever the order of decisions and ne
   taken back), and the profiles are replayed without it.
 
 Each runs in one transaction under the writer lock (refused while an import or rebuild runs),
-takes the affected identifier and profile rows' locks in the resolver's order, and is written to the
-audit log.
+re-reads what it decides on under its row lock, and is written to the audit log. It locks that row
+before the identifiers and profiles it replays (the resolver locks identifiers first), so it can
+deadlock with a concurrent API ingest on PostgreSQL; ``run_with_retries`` runs the loser again.
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ def profiles_replay(profile_ids: Iterable[int]) -> Replay:
     bulk.rows_matching(Identifier, ["id"], "profile", profiles, lock=True)
     bulk.rows_matching(Profile, ["id"], "id", profiles, lock=True)
     record_ids = sorted(bulk_values(RawRecord.objects.filter, "profile_id__in", profiles, "id"))
+    held_before = _held_ids(record_ids)
     bulk.delete_rows(HeldLink, "raw_record", record_ids)
     bulk.delete_rows(ProfileMerge, "raw_record", record_ids)
     bulk.delete_rows(Identifier, "profile", profiles)
@@ -154,7 +156,22 @@ def profiles_replay(profile_ids: Iterable[int]) -> Replay:
         replay.merges += resolution.merges
         replay.held += resolution.held
         replay.profile_of.update(resolution.profile_of)
+    # A link held again keeps its id, so a reviewer's list (or an API client's) stays valid.
+    for key, new_id in _held_ids(record_ids).items():
+        if key in held_before and held_before[key] != new_id:
+            HeldLink.objects.filter(pk=new_id).update(id=held_before[key])
     return replay
+
+
+def _held_ids(record_ids: list[int]) -> dict[tuple, int]:
+    """(raw record id, kind, value, reason) -> held link id, for these records."""
+    found = {}
+    for chunk in chunked(record_ids):
+        rows = HeldLink.objects.filter(raw_record_id__in=chunk).values_list(
+            "raw_record", "kind", "value", "reason", "id"
+        )
+        found.update({(raw_id, kind, value, reason): pk for raw_id, kind, value, reason, pk in rows})
+    return found
 
 
 def bulk_values(filter_: Callable, lookup: str, values: list, column: str) -> set:
@@ -341,7 +358,7 @@ def decision_reverse(*, decision: LinkDecision, actor: str) -> DecisionResult:
 
 def pending_links():
     """The review queue, oldest first, with what the admin and the API show of each."""
-    return HeldLink.objects.pending().select_related("raw_record").order_by("held_at", "id")
+    return HeldLink.objects.pending().with_target().select_related("raw_record").order_by("held_at", "id")
 
 
 def held_link_target(held: HeldLink) -> int | None:

@@ -19,12 +19,12 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from .access import DECIDE_PERMISSION
 from .audit import audit_record, request_actor
 from .governance import (
     DecisionError,
     DecisionResult,
     decision_reverse,
-    held_link_target,
     link_approve,
     link_reject,
     profile_explain,
@@ -42,13 +42,13 @@ from .models import (
     Profile,
 )
 
-DECIDE_PERMISSION = "users_app.add_linkdecision"
 SPLIT_COOKIES_SHOWN = 200
 DECIDE_AT_ONCE = 100  # links or decisions per action: each replays its profiles in its own transaction
 REASON_MAX_LENGTH = LinkDecision._meta.get_field("reason").max_length
 GUARDS_HELP = (
-    "Each guard is off while empty. A change applies to records ingested from then on; "
-    "manage.py rebuild_profiles applies the guards in force to all records."
+    "Each guard is off while empty. A change applies to records ingested from then on, and to older records "
+    "when they are resolved again: by manage.py rebuild_profiles (all of them) or by a link decision (the "
+    "records of the profiles it replays)."
 )
 
 
@@ -220,7 +220,7 @@ class PendingLinkAdmin(GovernanceReadOnlyAdmin):
     change_form_template = "admin/users_app/pendinglink/change_form.html"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).pending().select_related("raw_record")
+        return super().get_queryset(request).with_target().select_related("raw_record")
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = {"can_decide": can_decide(request), **(extra_context or {})}
@@ -241,7 +241,7 @@ class PendingLinkAdmin(GovernanceReadOnlyAdmin):
 
     @admin.display(description="would join profile")
     def target_profile(self, held):
-        pid = held_link_target(held)
+        pid = held.target_profile_id
         return format_html('<a href="{}">{}</a>', profile_url(pid), pid) if pid else "-"
 
     @admin.action(description="Approve: merge now", permissions=["decide"])

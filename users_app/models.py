@@ -256,8 +256,9 @@ class BlockedIdentifier(models.Model):
 class IdentityGuards(models.Model):
     """Merge guards (one row): links the resolver holds for review instead of making.
 
-    Each guard is off while empty. A change applies to records ingested from then on;
-    ``rebuild_profiles`` applies the guards in force to the whole raw log, as it does the block list.
+    Each guard is off while empty. A change applies to records ingested from then on, and to older
+    records when they are resolved again: by ``rebuild_profiles`` (the whole raw log, as with the
+    block list) or by a link decision (the records of the profiles it replays).
     """
 
     max_cookies_per_email = models.PositiveIntegerField(
@@ -336,6 +337,12 @@ class HeldLinkQuerySet(models.QuerySet):
     def pending(self):
         """The review queue: links held by a guard, awaiting approval or rejection."""
         return self.exclude(reason=HeldLink.Reason.DETACHED)
+
+    def with_target(self):
+        """``target_profile_id`` on each link: the profile owning its identifier now, which approving
+        it would join (None when no one owns it). One query for a whole page."""
+        owner = Identifier.objects.filter(kind=models.OuterRef("kind"), value=models.OuterRef("value"))
+        return self.annotate(target_profile_id=models.Subquery(owner.values("profile_id")[:1]))
 
 
 class HeldLink(models.Model):

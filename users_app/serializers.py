@@ -410,6 +410,8 @@ class ErasedRowsSerializer(serializers.Serializer):
     profile_interests = serializers.IntegerField()
     merge_ledger = serializers.IntegerField(help_text="Merge history rows between this person's own profiles.")
     import_rejects = serializers.IntegerField(help_text="Reject report lines holding one of their identifiers.")
+    held_links = serializers.IntegerField(help_text="Links held or kept apart that named them or their records.")
+    link_decisions = serializers.IntegerField(help_text="Link decisions about their identifiers or records.")
 
 
 class ErasureResultSerializer(serializers.Serializer):
@@ -419,6 +421,9 @@ class ErasureResultSerializer(serializers.Serializer):
     dry_run = serializers.BooleanField()
     removed = ErasedRowsSerializer(help_text="Rows removed, by table.")
     rows_removed = serializers.IntegerField(help_text="All rows removed.")
+    link_decisions_redacted = serializers.IntegerField(
+        help_text="Link decisions keeping other people apart that stay, with this person's identifiers taken out."
+    )
     suppressions_recorded = serializers.IntegerField(
         help_text="Identifiers added to the suppression list (as salted hashes): records with them are dropped."
     )

@@ -103,7 +103,7 @@ def test_the_guards_list_opens_the_one_row_and_creates_it_on_the_first_visit(dec
     assert list(IdentityGuards.objects.values_list("pk", flat=True)) == [1]
     page = decider.get(first.url)
     assert "Each guard is off while empty" in page.content.decode()
-    assert "rebuild_profiles applies the guards in force to all records" in page.content.decode()
+    assert "by manage.py rebuild_profiles (all of them) or by a link decision" in page.content.decode()
 
 
 def test_the_guards_cannot_be_added_or_deleted(admin_client):

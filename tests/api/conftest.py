@@ -31,6 +31,11 @@ def erase_key(db) -> str:
     return api_key_create(name="tests erase", scope="erase")[1]
 
 
+@pytest.fixture
+def govern_key(db) -> str:
+    return api_key_create(name="tests govern", scope="govern")[1]
+
+
 def client_with(key: str | None) -> APIClient:
     client = APIClient()
     if key:
@@ -46,6 +51,11 @@ def ingest_client(ingest_key) -> APIClient:
 @pytest.fixture
 def read_client(read_key) -> APIClient:
     return client_with(read_key)
+
+
+@pytest.fixture
+def govern_client(govern_key) -> APIClient:
+    return client_with(govern_key)
 
 
 @pytest.fixture

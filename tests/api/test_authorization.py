@@ -11,6 +11,10 @@ The rules (users_app/access.py, SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"]):
 * Saved segments are read like the other resources; creating or changing one needs a staff login.
 * Erasing a person (DELETE /api/v1/profiles/{id}/) needs an erase key, which can do nothing else, or a
   staff login with the ``delete_profile`` permission (the plain staff login here has none: 403).
+* Link decisions (approve or reject a held link, split a profile, reverse a decision) need a govern key or a
+  staff login with the ``add_linkdecision`` permission (the plain staff login here has none: 403). The review
+  queue and the decisions are read with a read key, a govern key or a staff login; a govern key reads
+  nothing else.
 * /api/schema/, /api/docs/ and /api/redoc/ need a login of any kind (``IsAuthenticated``): any valid key or
   session gets them, anonymous callers and bad keys get 401.
 
@@ -29,19 +33,24 @@ from rest_framework.test import APIClient
 
 from cohorts_app.models import Segment
 from tests.api.conftest import SEED_RECORD, client_with
+from tests.builders import ingest, record
 from users_app.access import api_key_create
-from users_app.models import ApiKey, ImportRun, Profile, RawRecord
+from users_app.governance import link_reject, pending_links
+from users_app.models import ApiKey, IdentityGuards, ImportRun, LinkDecision, Profile, RawRecord
 
 pytestmark = pytest.mark.django_db
 
 PUBLIC, INGEST, READ, STAFF, DOCS, ERASE = "public", "ingest", "read", "staff", "docs", "erase"
+GOVERN = "govern"  # link decisions: a govern key, or staff with add_linkdecision
+REVIEW = "review"  # the review queue and the decisions: a read or govern key, or staff
 
 
 class Route(NamedTuple):
     name: str  # the URL name, as the resolver knows it
     method: str
-    path: str  # {profile}, {member}, {raw_record}, {import_run}, {segment}: ids the `world` fixture creates
-    needs: str  # PUBLIC, INGEST, READ, STAFF, DOCS or ERASE
+    # {profile}, {member}, {raw_record}, {import_run}, {segment}, {held_link}, {decision}: ids `world` creates
+    path: str
+    needs: str  # PUBLIC, INGEST, READ, STAFF, DOCS, ERASE, GOVERN or REVIEW
     payload: dict | None = None
 
     @property
@@ -51,6 +60,7 @@ class Route(NamedTuple):
 
 SECOND_DEVICE = copy.deepcopy(SEED_RECORD)
 SECOND_DEVICE["data"]["cookie"] = "second_device_cookie"
+SPLIT = {"kind": "cookie", "value": "second_device_cookie"}
 
 ROUTES = [
     Route("health", "get", "/api/health", PUBLIC),
@@ -84,6 +94,24 @@ ROUTES = [
     Route("segment-detail", "get", "/api/v1/segments/{segment}.json", READ),
     Route("segment-members", "get", "/api/v1/segments/{segment}/members/", READ),
     Route("segment-members", "get", "/api/v1/segments/{segment}/members.json", READ),
+    Route("profile-explain", "get", "/api/v1/profiles/{profile}/explain/", READ),
+    Route("profile-explain", "get", "/api/v1/profiles/{profile}/explain.json", READ),
+    Route("profile-split", "post", "/api/v1/profiles/{profile}/split/", GOVERN, SPLIT),
+    Route("profile-split", "post", "/api/v1/profiles/{profile}/split.json", GOVERN, SPLIT),
+    Route("pending-link-list", "get", "/api/v1/links/pending/", REVIEW),
+    Route("pending-link-list", "get", "/api/v1/links/pending.json", REVIEW),
+    Route("pending-link-detail", "get", "/api/v1/links/pending/{held_link}/", REVIEW),
+    Route("pending-link-detail", "get", "/api/v1/links/pending/{held_link}.json", REVIEW),
+    Route("pending-link-approve", "post", "/api/v1/links/pending/{held_link}/approve/", GOVERN),
+    Route("pending-link-approve", "post", "/api/v1/links/pending/{held_link}/approve.json", GOVERN),
+    Route("pending-link-reject", "post", "/api/v1/links/pending/{held_link}/reject/", GOVERN),
+    Route("pending-link-reject", "post", "/api/v1/links/pending/{held_link}/reject.json", GOVERN),
+    Route("link-decision-list", "get", "/api/v1/link-decisions/", REVIEW),
+    Route("link-decision-list", "get", "/api/v1/link-decisions.json", REVIEW),
+    Route("link-decision-detail", "get", "/api/v1/link-decisions/{decision}/", REVIEW),
+    Route("link-decision-detail", "get", "/api/v1/link-decisions/{decision}.json", REVIEW),
+    Route("link-decision-reverse", "post", "/api/v1/link-decisions/{decision}/reverse/", GOVERN),
+    Route("link-decision-reverse", "post", "/api/v1/link-decisions/{decision}/reverse.json", GOVERN),
     Route("stats", "get", "/api/v1/stats/?segment={segment}", READ),
     Route("retention", "get", "/api/v1/retention/?segment={segment}", READ),
     Route("schema", "get", "/api/schema/", DOCS),
@@ -91,18 +119,39 @@ ROUTES = [
     Route("redoc", "get", "/api/redoc/", DOCS),
 ]
 
-UNAUTHENTICATED = {PUBLIC: {200}, INGEST: {401}, READ: {401}, STAFF: {401}, DOCS: {401}, ERASE: {401}}
+UNAUTHENTICATED = {
+    PUBLIC: {200}, INGEST: {401}, READ: {401}, STAFF: {401}, DOCS: {401}, ERASE: {401}, GOVERN: {401}, REVIEW: {401}
+}  # fmt: skip
 EXPECTED = {
     "anonymous": UNAUTHENTICATED,
     "unknown key": UNAUTHENTICATED,
     "malformed key": UNAUTHENTICATED,
     "revoked key": UNAUTHENTICATED,
-    "ingest key": {PUBLIC: {200}, INGEST: {200, 201}, READ: {403}, STAFF: {403}, DOCS: {200}, ERASE: {403}},
-    "read key": {PUBLIC: {200}, INGEST: {403}, READ: {200}, STAFF: {403}, DOCS: {200}, ERASE: {403}},
-    "erase key": {PUBLIC: {200}, INGEST: {403}, READ: {403}, STAFF: {403}, DOCS: {200}, ERASE: {200}},
-    "staff login": {PUBLIC: {200}, INGEST: {200, 201}, READ: {200}, STAFF: {201}, DOCS: {200}, ERASE: {403}},
-    "non-staff login": {PUBLIC: {200}, INGEST: {403}, READ: {403}, STAFF: {403}, DOCS: {200}, ERASE: {403}},
-}
+    "ingest key": {
+        PUBLIC: {200}, INGEST: {200, 201}, READ: {403}, STAFF: {403}, DOCS: {200}, ERASE: {403}, GOVERN: {403},
+        REVIEW: {403},
+    },
+    "read key": {
+        PUBLIC: {200}, INGEST: {403}, READ: {200}, STAFF: {403}, DOCS: {200}, ERASE: {403}, GOVERN: {403},
+        REVIEW: {200},
+    },
+    "erase key": {
+        PUBLIC: {200}, INGEST: {403}, READ: {403}, STAFF: {403}, DOCS: {200}, ERASE: {200}, GOVERN: {403},
+        REVIEW: {403},
+    },
+    "govern key": {
+        PUBLIC: {200}, INGEST: {403}, READ: {403}, STAFF: {403}, DOCS: {200}, ERASE: {403}, GOVERN: {200},
+        REVIEW: {200},
+    },
+    "staff login": {
+        PUBLIC: {200}, INGEST: {200, 201}, READ: {200}, STAFF: {201}, DOCS: {200}, ERASE: {403}, GOVERN: {403},
+        REVIEW: {200},
+    },
+    "non-staff login": {
+        PUBLIC: {200}, INGEST: {403}, READ: {403}, STAFF: {403}, DOCS: {200}, ERASE: {403}, GOVERN: {403},
+        REVIEW: {403},
+    },
+}  # fmt: skip
 # Not in the OpenAPI document, on purpose: the document itself, the two pages that render it, and the
 # router's index of /api/v1/ (DRF's APIRootView sets ``schema = None``).
 NOT_IN_OPENAPI = {"schema", "swagger-ui", "redoc", "api-root"}
@@ -110,17 +159,23 @@ NOT_IN_OPENAPI = {"schema", "swagger-ui", "redoc", "api-root"}
 
 @pytest.fixture
 def world(ingest_key) -> dict[str, int]:
-    """One person seen on two devices (so a cohort member), their raw records and an import run."""
-    ingest = client_with(ingest_key)
+    """One person seen on two devices (so a cohort member), their raw records and an import run; and a family
+    whose shared address went past the cookie cap twice: one of those links rejected (a decision), one held."""
+    client = client_with(ingest_key)
     for payload in (SEED_RECORD, SECOND_DEVICE):
-        assert ingest.post("/api/ingest", payload, format="json").status_code in (200, 201)
+        assert client.post("/api/ingest", payload, format="json").status_code in (200, 201)
     profile = Profile.objects.get()
+    IdentityGuards.objects.update_or_create(pk=1, defaults={"max_cookies_per_email": 2})
+    ingest(*(record(cookie=f"family-{n}", email="family@example.org") for n in range(4)))
+    link_reject(held=pending_links().first(), actor="user:setup")
     return {
         "profile": profile.pk,
         "member": profile.pk,
         "raw_record": RawRecord.objects.filter(profile=profile).first().pk,
         "import_run": ImportRun.objects.create(file_name="f.csv", sha256="0" * 64).pk,
         "segment": Segment.objects.create(name="Americans", filters={"country": "USA"}).pk,
+        "held_link": pending_links().get().pk,
+        "decision": LinkDecision.objects.get().pk,
     }
 
 
@@ -143,6 +198,8 @@ def caller(identity: str, request, django_user_model) -> APIClient:
         return request.getfixturevalue("read_client")
     if identity == "erase key":
         return client_with(request.getfixturevalue("erase_key"))
+    if identity == "govern key":
+        return request.getfixturevalue("govern_client")
     if identity == "staff login":
         return request.getfixturevalue("staff_client")
     if identity == "non-staff login":
@@ -157,6 +214,7 @@ def caller(identity: str, request, django_user_model) -> APIClient:
 def test_each_route_answers_each_caller_as_its_access_rule_says(route, identity, world, request, django_user_model):
     client = caller(identity, request, django_user_model)
     raw_records_before, segments_before = RawRecord.objects.count(), Segment.objects.count()
+    decisions_before = list(LinkDecision.objects.values_list("pk", "reversed_at"))
 
     path = route.path.format(**world)
     if route.method == "post":
@@ -172,6 +230,7 @@ def test_each_route_answers_each_caller_as_its_access_rule_says(route, identity,
         assert SEED_RECORD["data"]["email"].encode() not in response.content  # no personal data on refusal
         assert RawRecord.objects.count() == raw_records_before  # a refused ingest stores (or erases) nothing
         assert Segment.objects.count() == segments_before
+        assert list(LinkDecision.objects.values_list("pk", "reversed_at")) == decisions_before  # nor decides
 
 
 @pytest.mark.parametrize(
@@ -186,10 +245,12 @@ def test_each_route_answers_each_caller_as_its_access_rule_says(route, identity,
     ],
 )
 def test_the_v1_resources_are_read_only_even_for_staff(path, method, staff_client, world):
+    profiles_before = Profile.objects.count()
+
     response = getattr(staff_client, method)(path.format(**world), {}, format="json")
 
     assert response.status_code == 405
-    assert Profile.objects.count() == 1 and ImportRun.objects.count() == 1
+    assert Profile.objects.count() == profiles_before and ImportRun.objects.count() == 1
 
 
 def test_a_key_sent_with_another_auth_keyword_is_not_a_login(read_key):
@@ -222,7 +283,7 @@ def test_every_api_route_has_a_row_in_the_authorization_matrix():
 
 
 def test_every_row_of_the_matrix_is_a_route_of_that_name():
-    ids = {"profile": 1, "member": 1, "raw_record": 1, "import_run": 1, "segment": 1}
+    ids = {"profile": 1, "member": 1, "raw_record": 1, "import_run": 1, "segment": 1, "held_link": 1, "decision": 1}
     for route in ROUTES:
         path = route.path.format(**ids).partition("?")[0]
         assert resolve(path).url_name == route.name, path
@@ -252,7 +313,7 @@ def test_every_api_route_but_the_docs_is_in_the_openapi_document(read_client):
         if name not in NOT_IN_OPENAPI and not suffix and not documented(sample_path(route))
     ]
     assert not undocumented, f"routes under /api/ missing from the OpenAPI document: {undocumented}"
-    ids = {"profile": 1, "member": 1, "raw_record": 1, "import_run": 1, "segment": 1}
+    ids = {"profile": 1, "member": 1, "raw_record": 1, "import_run": 1, "segment": 1, "held_link": 1, "decision": 1}
     for route in ROUTES:  # and with the method the matrix calls them with
         if route.name not in NOT_IN_OPENAPI and not route.format_suffix:
             path = route.path.format(**ids).partition("?")[0]

@@ -54,8 +54,11 @@ def test_an_erase_key_erases_the_person_and_the_answer_counts_the_rows_by_table(
             "profile_interests": 2,
             "merge_ledger": 0,
             "import_rejects": 0,
+            "held_links": 0,
+            "link_decisions": 0,
         },
         "rows_removed": 8,
+        "link_decisions_redacted": 0,
         "suppressions_recorded": 3,
         "in_multi_device_cohort": True,
     }

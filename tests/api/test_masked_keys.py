@@ -14,9 +14,10 @@ from django.core.management import CommandError, call_command
 
 from cohorts_app.models import Segment
 from tests.api.conftest import client_with
-from tests.api.test_authorization import READ, ROUTES
+from tests.api.test_authorization import READ, REVIEW, ROUTES
 from tests.builders import write_csv
-from users_app.models import ApiKey, ImportRun, Profile, RawRecord
+from users_app.governance import link_reject, pending_links
+from users_app.models import ApiKey, IdentityGuards, ImportRun, LinkDecision, Profile, RawRecord
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +46,9 @@ def masked_client(masked_key):
 
 @pytest.fixture
 def world(ingest_client, settings, tmp_path) -> dict[str, int]:
-    """Alice on two devices with two emails and a phone (merged through them), and an import with a reject."""
+    """Alice on two devices with two emails and a phone (merged through them), and an import with a reject;
+    then, the cookie cap on, two more devices of hers held for review, one rejected by a reviewer whose user
+    name is an email address (a decision naming her identifiers), one still in the queue."""
     settings.IDENTITY_MATCH_PHONE = True  # phones are identifiers too, so they are in the identifier lists
 
     def post(message_id: str | None = None, **data):
@@ -64,6 +67,11 @@ def world(ingest_client, settings, tmp_path) -> dict[str, int]:
         {"cookie": "c9", "email": "", "phone_number": "", "created_at": "1/15/2025 10:00"},
     ]
     call_command("import_csv", str(write_csv(tmp_path / "people.csv", rows)), stdout=StringIO())
+    # Alice holds two cookies, so the cap holds a third; the decision's replay keeps her profile as it was.
+    IdentityGuards.objects.update_or_create(pk=1, defaults={"max_cookies_per_email": 2})
+    post(cookie="a4", email=EMAIL)
+    post(cookie="a5", email=SECOND_EMAIL)
+    link_reject(held=pending_links().first(), actor=f"user:{EXTRA_EMAIL}")
     profile = Profile.objects.get(identifiers__value=EMAIL)
     return {
         "profile": profile.pk,
@@ -71,6 +79,8 @@ def world(ingest_client, settings, tmp_path) -> dict[str, int]:
         "raw_record": RawRecord.objects.filter(profile=profile).first().pk,
         "import_run": ImportRun.objects.get().pk,
         "segment": Segment.objects.create(name="Americans", filters={"country": "USA"}).pk,
+        "held_link": pending_links().get().pk,
+        "decision": LinkDecision.objects.get().pk,
     }
 
 
@@ -86,7 +96,7 @@ def test_create_api_key_refuses_mask_pii_for_an_ingest_key():
     assert not ApiKey.objects.exists()
 
 
-READ_ROUTES = [route for route in ROUTES if route.needs == READ and route.method == "get"]
+READ_ROUTES = [route for route in ROUTES if route.needs in (READ, REVIEW) and route.method == "get"]
 
 
 @pytest.mark.parametrize("route", READ_ROUTES, ids=[route.path for route in READ_ROUTES])
@@ -142,6 +152,27 @@ def test_an_ordinary_read_key_sees_every_secret_the_leak_test_looks_for(world, r
         for path in (f"/api/v1/profiles/{world['profile']}/", f"/api/v1/import-runs/{world['import_run']}/")
     )
     assert [secret for secret in SECRETS if secret not in bodies] == []
+
+
+def test_the_governance_routes_hold_secrets_for_an_ordinary_read_key(world, read_client):
+    """So the leak test covers the review queue, the decisions and explain with values they really hold."""
+    queue = read_client.get("/api/v1/links/pending/").content.decode()
+    decisions = read_client.get("/api/v1/link-decisions/").content.decode()
+    explanation = read_client.get(f"/api/v1/profiles/{world['profile']}/explain/").content.decode()
+
+    assert SECOND_EMAIL in queue
+    assert EMAIL in decisions and EXTRA_EMAIL in decisions  # the identifier, and the reviewer's user name
+    assert EMAIL in explanation and SECOND_EMAIL in explanation
+
+
+def test_the_governance_routes_mask_for_a_masking_key_as_the_mask_format_says(world, masked_client):
+    [held] = masked_client.get("/api/v1/links/pending/").json()["results"]
+    [decision] = masked_client.get("/api/v1/link-decisions/").json()["results"]
+
+    assert held["identifier"] == {"kind": "email", "value": "a***@example.org"}
+    assert decision["identifier"] == {"kind": "email", "value": "a***@example.com"}
+    assert decision["anchors"] == [{"kind": "cookie", "value": "a4"}]  # cookies are not masked
+    assert decision["actor"] == "user:a***@example.net"
 
 
 def test_user_lookup_with_a_masking_key_takes_the_exact_email_and_answers_masked(world, masked_client):

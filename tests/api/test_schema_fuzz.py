@@ -1,7 +1,8 @@
 """Schemathesis over the OpenAPI document: every operation, called in-process through Django's WSGI app.
 
 Every operation gets schema-valid (positive) and schema-violating (negative) requests, sent with a key of
-the scope it needs (ingest key for POST /api/ingest*, erase key for DELETE, read key for the rest). Four
+the scope it needs (ingest key for POST /api/ingest*, erase key for DELETE, govern key for the link
+decisions, read key for the rest). Four
 properties, one test each, so a failure of one does not hide the others:
 
 * no request gets a 5xx;
@@ -21,8 +22,9 @@ from the settings). With committed data the app also runs as in production: ``ru
 retry, and each ingest is committed before the next request reads it.
 
 Random data almost never makes a record the ingest routes accept, or an id that exists, so a hook steers
-part of the positive cases to seeded ids and cookies and to records with a usable cookie and a readable
-``created_at``; without it, the storage path and the 200 bodies of the detail routes would go unchecked.
+part of the positive cases to seeded ids and cookies, to records with a usable cookie and a readable
+``created_at``, and to splits of an identifier the profile holds; without it, the storage path, the
+decisions and the 200 bodies of the detail routes would go unchecked.
 Generation is derandomized, so a run is reproducible and a CI failure replays locally.
 """
 
@@ -44,12 +46,21 @@ from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi import checks as openapi_checks
 
 from tests.api.conftest import SEED_RECORD, client_with
-from users_app.models import ImportRun, Profile, RawRecord
+from tests.builders import ingest, record
+from users_app.governance import link_reject, pending_links
+from users_app.models import Identifier, IdentityGuards, ImportRun, LinkDecision, Profile, RawRecord
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MAX_EXAMPLES = 50
 INGEST_PATHS = {"/api/ingest", "/api/ingest/batch"}
+SPLIT_PATH = "/api/v1/profiles/{id}/split/"
+GOVERN_PATHS = {
+    "/api/v1/links/pending/{id}/approve/",
+    "/api/v1/links/pending/{id}/reject/",
+    "/api/v1/link-decisions/{id}/reverse/",
+    SPLIT_PATH,
+}
 FUZZ_SETTINGS = hypothesis.settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,
@@ -80,27 +91,42 @@ SEEDED: dict[str, list | str] = {}
 
 
 @pytest.fixture(autouse=True)
-def seeded(ingest_key, erase_key):
-    """A multi-device person (two cookies, one email), their raw records and an import run; and the
-    key DELETE needs (here, not a parameter of the tests: hypothesis derives their examples from
-    their source, so changing it would change every operation's examples)."""
-    ingest = client_with(ingest_key)
+def seeded(ingest_key, erase_key, govern_key):
+    """A multi-device person (two cookies, one email), their raw records and an import run; a family whose
+    address went past the cookie cap twice, one of those links rejected (a decision) and one held; and the
+    keys DELETE and the decisions need (here, not parameters of the tests: hypothesis derives their
+    examples from their source, so changing it would change every operation's examples)."""
+    client = client_with(ingest_key)
     second_device = copy.deepcopy(SEED_RECORD)
     second_device["data"]["cookie"] = "second_device"
     for payload in (SEED_RECORD, second_device):
-        assert ingest.post("/api/ingest", payload, format="json").status_code in (200, 201)
+        assert client.post("/api/ingest", payload, format="json").status_code in (200, 201)
     ImportRun.objects.create(file_name="f.csv", sha256="0" * 64)
+    IdentityGuards.objects.update_or_create(pk=1, defaults={"max_cookies_per_email": 2})
+    ingest(*(record(cookie=f"family-{n}", email="family@example.org") for n in range(4)))
+    link_reject(held=pending_links().first(), actor="user:setup")
     profile_ids = list(Profile.objects.values_list("pk", flat=True))
+    held_ids = list(pending_links().values_list("pk", flat=True))
+    decision_ids = list(LinkDecision.objects.values_list("pk", flat=True))
     SEEDED.clear()
     SEEDED.update(
         {
             "/api/v1/profiles/{id}/": profile_ids,
+            "/api/v1/profiles/{id}/explain/": profile_ids,
             "/api/v1/cohort-members/{id}/": profile_ids,
+            "/api/v1/links/pending/{id}/": held_ids,
+            "/api/v1/links/pending/{id}/approve/": held_ids,
+            "/api/v1/links/pending/{id}/reject/": held_ids,
+            "/api/v1/link-decisions/{id}/": decision_ids,
+            "/api/v1/link-decisions/{id}/reverse/": decision_ids,
+            # What a split names: a profile and one of its identifiers, as stored.
+            "split": list(Identifier.objects.values_list("profile_id", "kind", "value")),
             "/api/v1/raw-records/{id}/": list(RawRecord.objects.values_list("pk", flat=True)),
             "/api/v1/import-runs/{id}/": list(ImportRun.objects.values_list("pk", flat=True)),
             "cookie": [SEED_RECORD["data"]["cookie"], "second_device"],
             "email": [SEED_RECORD["data"]["email"]],
             "erase key": erase_key,
+            "govern key": govern_key,
         }
     )
     yield
@@ -135,6 +161,13 @@ def flatmap_case(context, case):
         return st.just(case)
     path, body = case.operation.path, case.body
 
+    if path == SPLIT_PATH and isinstance(body, dict):
+        splits = st.sampled_from(SEEDED["split"]).map(
+            lambda split: _replaced(
+                case, path_parameters={"id": split[0]}, body={**body, "kind": split[1], "value": split[2]}
+            )
+        )
+        return st.one_of(st.just(case), splits)
     if path in SEEDED:
         ids = st.sampled_from(SEEDED[path])
         return st.one_of(st.just(case), ids.map(lambda pk: _replaced(case, path_parameters={"id": pk})))
@@ -160,8 +193,16 @@ def _replaced(case, **parts):
 
 
 def call(case, ingest_key, read_key, checks):
-    # DELETE erases the seeded person: the first positive case answers 200, later ones 404.
-    key = ingest_key if case.path in INGEST_PATHS else SEEDED["erase key"] if case.method == "DELETE" else read_key
+    # DELETE erases the seeded person: the first positive case answers 200, later ones 404. A decision
+    # answers 200 once; deciding again is a 400 (or a 404: a decision's replay gives held links new ids).
+    if case.path in INGEST_PATHS:
+        key = ingest_key
+    elif case.method == "DELETE":
+        key = SEEDED["erase key"]
+    elif case.path in GOVERN_PATHS:
+        key = SEEDED["govern key"]
+    else:
+        key = read_key
     case.call_and_validate(headers={"Authorization": f"Bearer {key}"}, checks=checks)
 
 
