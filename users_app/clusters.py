@@ -29,13 +29,11 @@ from .models import BlockedIdentifier, Identifier, Profile, RawRecord
 from .normalize import (
     COOKIE,
     EMAIL,
+    IDENTIFIER_NORMALIZERS,
     PHONE,
     FieldWarning,
     is_blocked,
     link_refusal,
-    normalize_cookie,
-    normalize_email,
-    normalize_phone,
     record_fields,
 )
 from .resolution import load_blocklist
@@ -57,9 +55,9 @@ COOKIE_COUNT_BUCKETS: tuple[tuple[int, int | None], ...] = (
 
 # The record field each identifier kind is read from, and how it is normalized.
 NORMALIZERS: dict[str, tuple[str, Callable[[object], str]]] = {
-    COOKIE: ("cookie", normalize_cookie),
-    EMAIL: ("email", normalize_email),
-    PHONE: ("phone_number", normalize_phone),
+    COOKIE: ("cookie", IDENTIFIER_NORMALIZERS[COOKIE]),
+    EMAIL: ("email", IDENTIFIER_NORMALIZERS[EMAIL]),
+    PHONE: ("phone_number", IDENTIFIER_NORMALIZERS[PHONE]),
 }
 RECORD_CHUNK = 2000
 

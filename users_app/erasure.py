@@ -69,12 +69,12 @@ from .models import (
     ProfileMerge,
     RawRecord,
 )
-from .normalize import FieldWarning, normalize_cookie, normalize_email
+from .normalize import IDENTIFIER_NORMALIZERS, FieldWarning
 from .resolution import chunked
 from .suppression import suppressed_identifiers, suppressions_add
 
 # Identifier kinds a person can be looked up by, with the normalizer ingestion applies to them.
-LOOKUP_NORMALIZERS = {IdentifierKind.COOKIE: normalize_cookie, IdentifierKind.EMAIL: normalize_email}
+LOOKUP_NORMALIZERS = {kind: IDENTIFIER_NORMALIZERS[kind] for kind in (IdentifierKind.COOKIE, IdentifierKind.EMAIL)}
 
 ERROR_EMPTY = "Give a non-empty {kind}."
 ERROR_INVALID_EMAIL = "'{value}' is not a valid email address, so it is nobody's identifier."

@@ -16,16 +16,9 @@ from rest_framework import serializers
 from .governance import REASON_LENGTH
 from .masking import mask_identifier, mask_text
 from .models import HeldLink, IdentifierKind, LinkDecision, RawRecord
-from .normalize import FieldWarning, normalize_cookie, normalize_email, normalize_phone
+from .normalize import IDENTIFIER_NORMALIZERS, FieldWarning
 from .serializers import MaskingSerializer, StrictSerializer, validate_storable
 
-# The identifier kinds a split names, with the normalizer ingestion applies to each (as
-# ``erasure.LOOKUP_NORMALIZERS`` and the split_profile command do), so " Info@Shop.example " is found.
-IDENTIFIER_NORMALIZERS = {
-    IdentifierKind.COOKIE: normalize_cookie,
-    IdentifierKind.EMAIL: normalize_email,
-    IdentifierKind.PHONE: normalize_phone,
-}
 IDENTIFIER_LENGTH = 255  # Identifier.value's max_length
 ERROR_EMPTY = "Give a non-empty {kind}."
 EXPLAIN_LIMIT = 500  # records explained at most; a glued profile can hold thousands

@@ -23,12 +23,10 @@ from .models import HeldLink, Identifier, Profile, ProfileInterest, ProfileMerge
 from .normalize import (
     COOKIE,
     EMAIL,
+    IDENTIFIER_NORMALIZERS,
     PHONE,
     ParsedRecord,
     RecordRejected,
-    normalize_cookie,
-    normalize_email,
-    normalize_phone,
     parse_record,
     record_fields,
 )
@@ -72,13 +70,10 @@ class IdentityRules:
         """The identifiers a record names, even one rejected for another reason (an unreadable date):
         enough to tell whether it belongs to a person erased on request."""
         fields = record_fields(data)
-        readers = [(COOKIE, normalize_cookie), (EMAIL, normalize_email)]
-        if self.match_phone:
-            readers.append((PHONE, normalize_phone))
         named = set()
-        for kind, normalizer in readers:
+        for kind in (COOKIE, EMAIL, PHONE) if self.match_phone else (COOKIE, EMAIL):
             try:
-                value = normalizer(fields.get(kind if kind != PHONE else "phone_number"))
+                value = IDENTIFIER_NORMALIZERS[kind](fields.get(kind if kind != PHONE else "phone_number"))
             except ValueError:  # FieldWarning (not an email, not a phone), or a value no text can hold
                 continue
             if value:

@@ -246,6 +246,15 @@ def normalize_phone(value: object) -> str:
     return number
 
 
+# How each identifier kind is read: the road from a value someone types (a lookup, a split, a
+# block) to the identifier ingestion stored.
+IDENTIFIER_NORMALIZERS: dict[str, Callable[[object], str]] = {
+    COOKIE: normalize_cookie,
+    EMAIL: normalize_email,
+    PHONE: normalize_phone,
+}
+
+
 def is_possible_phone(number: str, country_code: str | None) -> bool:
     international = number if number.startswith("+") else "+" + number
     possible = _possible_international(international[1:])

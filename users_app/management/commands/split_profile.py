@@ -23,15 +23,9 @@ from django.core.management.base import BaseCommand, CommandError
 from users_app.audit import command_actor
 from users_app.governance import DecisionError, DecisionResult, decision_reverse, profile_split
 from users_app.locks import WriterBusy
-from users_app.models import Identifier, IdentifierKind, LinkDecision, Profile
-from users_app.normalize import FieldWarning, normalize_cookie, normalize_email, normalize_phone
+from users_app.models import Identifier, LinkDecision, Profile
+from users_app.normalize import IDENTIFIER_NORMALIZERS, FieldWarning
 
-# The options naming the identifier to split off, with the normalizer ingestion applies to each.
-IDENTIFIER_OPTIONS = {
-    IdentifierKind.EMAIL: normalize_email,
-    IdentifierKind.COOKIE: normalize_cookie,
-    IdentifierKind.PHONE: normalize_phone,
-}
 REASON_MAX_LENGTH = LinkDecision._meta.get_field("reason").max_length
 IDENTIFIERS_SHOWN = 6  # per resulting profile; a glued profile can hold hundreds of cookies
 
@@ -63,7 +57,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="end with the result as one JSON line")
 
     def handle(self, *args, **options):
-        given = [(kind, options[kind]) for kind in IDENTIFIER_OPTIONS if options[kind] is not None]
+        given = [(kind, options[kind]) for kind in IDENTIFIER_NORMALIZERS if options[kind] is not None]
         if options["relink"] is not None:
             if options["profile_id"] is not None or options["reason"]:
                 raise CommandError(ERROR_RELINK_ALONE)
@@ -80,7 +74,7 @@ class Command(BaseCommand):
 
     def split(self, profile_id: int, kind: str, given: str, reason: str) -> DecisionResult:
         try:
-            value = IDENTIFIER_OPTIONS[kind](given)
+            value = IDENTIFIER_NORMALIZERS[kind](given)
         except FieldWarning as exc:
             # The normalizer says "email: 'x' is not a valid address"; the option names the field here.
             raise CommandError(ERROR_INVALID.format(kind=kind, problem=str(exc).split(": ", 1)[-1])) from None
