@@ -292,7 +292,7 @@ def profile_split(*, profile: Profile, kind: str, value: str, actor: str, reason
     """Detach one of a profile's identifiers: its records are resolved again without that link."""
 
     if len(reason) > REASON_LENGTH:
-        raise DecisionError(f"At most {REASON_LENGTH} characters.", "reason")
+        raise DecisionError(f"The reason is longer than {REASON_LENGTH} characters.", "reason")
 
     def split() -> LinkDecision:
         if not Profile.objects.select_for_update().filter(pk=profile.pk).exists():

@@ -22,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 from .access import DECIDE_PERMISSION
 from .audit import audit_record, request_actor
 from .governance import (
+    REASON_LENGTH,
     DecisionError,
     DecisionResult,
     decision_reverse,
@@ -44,7 +45,6 @@ from .models import (
 
 SPLIT_COOKIES_SHOWN = 200
 DECIDE_AT_ONCE = 100  # links or decisions per action: each replays its profiles in its own transaction
-REASON_MAX_LENGTH = LinkDecision._meta.get_field("reason").max_length
 GUARDS_HELP = (
     "Each guard is off while empty. A change applies to records ingested from then on, and to older records "
     "when they are resolved again: by manage.py rebuild_profiles (all of them) or by a link decision (the "
@@ -526,13 +526,11 @@ def profile_split_view(model_admin, request, profile_id: int):
         chosen = _identifier_choice(selected)
         if chosen is None:
             messages.error(request, "Choose one of the profile's identifiers to split off.")
-        elif len(reason) > REASON_MAX_LENGTH:
-            messages.error(request, f"The reason is longer than {REASON_MAX_LENGTH} characters.")
         else:
             kind, value = chosen
+            actor = request_actor(request)
             try:
-                result = profile_split(profile=profile, kind=kind, value=value, actor=request_actor(request),
-                                       reason=reason)  # fmt: skip
+                result = profile_split(profile=profile, kind=kind, value=value, actor=actor, reason=reason)
             except (DecisionError, WriterBusy) as exc:
                 messages.error(request, f"Nothing split: {exc}")
             else:
@@ -547,6 +545,6 @@ def profile_split_view(model_admin, request, profile_id: int):
         "cookies_not_shown": not_shown,
         "selected": selected,
         "reason": reason,
-        "reason_max_length": REASON_MAX_LENGTH,
+        "reason_max_length": REASON_LENGTH,
     }
     return TemplateResponse(request, "admin/users_app/profile/split.html", context)
