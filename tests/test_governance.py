@@ -6,6 +6,7 @@ from tests.builders import identifiers_of, ingest, profile_for, profiles_snapsho
 from users_app.governance import (
     DecisionError,
     decision_reverse,
+    guards_change,
     link_approve,
     link_reject,
     pending_links,
@@ -159,6 +160,21 @@ class TestCookieCap:
         [held] = pending_links()
         assert held.kind == "phone"
         assert Profile.objects.count() == 2
+
+
+class TestGuardChanges:
+    def test_a_tighter_cap_later_does_not_undo_earlier_merges_when_a_decision_replays_them(self):
+        ingest(*shared_email_people(cookies=4))  # no guards: one family of four cookies
+        guards_change(actor=ACTOR, max_cookies_per_email=2, max_cookies_per_phone=None, max_cookies_to_merge=None)
+        ingest(record(cookie="c5", email="family@example.com"))
+        held = pending_links().get()
+        link_reject(held=held, actor=ACTOR)  # replays the family's records
+        family = profile_for("email", "family@example.com")
+        assert family.cookie_count == 4
+        assert not pending_links().exists()
+        before = profiles_snapshot()
+        profiles_rebuild()
+        assert profiles_snapshot() == before
 
 
 class TestMergeGuard:

@@ -1,5 +1,6 @@
-"""Property: whatever the guards and the order of records, approvals, rejections, splits and
-re-links, ``rebuild_profiles`` reproduces the state from the raw records plus the decisions."""
+"""Property: whatever the guards (and their changes) and the order of records, approvals,
+rejections, splits and re-links, ``rebuild_profiles`` reproduces the state from the raw records
+plus the decisions."""
 
 import datetime as dt
 
@@ -10,7 +11,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.builders import ingest_batch
-from users_app.governance import DecisionError, decision_reverse, link_approve, link_reject, profile_split
+from users_app.governance import (
+    DecisionError,
+    decision_reverse,
+    guards_change,
+    link_approve,
+    link_reject,
+    profile_split,
+)
 from users_app.ingestion import profiles_rebuild
 from users_app.models import (
     HeldLink,
@@ -47,6 +55,7 @@ steps = st.lists(
         st.tuples(st.just("reject"), st.integers(0, 50)),
         st.tuples(st.just("split"), st.integers(0, 50), st.integers(0, 50)),
         st.tuples(st.just("reverse"), st.integers(0, 50)),
+        st.tuples(st.just("guards"), st.deferred(lambda: guard_settings)),
     ),
     min_size=2,
     max_size=14,
@@ -75,6 +84,9 @@ def run_step(step) -> None:
     kind, *args = step
     if kind == "ingest":
         ingest_batch([as_record(v) for v in args[0]])
+        return
+    if kind == "guards":
+        guards_change(actor=ACTOR, **args[0])
         return
     try:
         if kind in ("approve", "reject") and (held := pick(HeldLink.objects.pending(), args[0])):

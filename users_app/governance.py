@@ -28,6 +28,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from django.db import transaction
 from django.utils import timezone
 
 from . import bulk
@@ -38,6 +39,7 @@ from .models import (
     AuditEvent,
     HeldLink,
     Identifier,
+    IdentityGuards,
     LinkDecision,
     Profile,
     ProfileInterest,
@@ -354,6 +356,28 @@ def decision_reverse(*, decision: LinkDecision, actor: str) -> DecisionResult:
         decision=reverse,
         reach=reach,
     )
+
+
+GUARD_FIELDS = ("max_cookies_per_email", "max_cookies_per_phone", "max_cookies_to_merge")
+
+
+def guards_change(*, actor: str, **caps: int | None) -> IdentityGuards:
+    """New guards, in force from the next raw record on (records already stored keep the guards
+    of their arrival, also when resolved again); audited. ``caps`` are ``GUARD_FIELDS``, None: off."""
+    if set(caps) != set(GUARD_FIELDS):
+        raise ValueError(f"Give exactly {', '.join(GUARD_FIELDS)}.")
+    with transaction.atomic():
+        # The next id the raw log hands out: records stored before keep the guards they met.
+        [effective_from] = bulk.allocate_ids(RawRecord, 1)
+        guards = IdentityGuards.objects.create(effective_from_record=effective_from, changed_by=actor, **caps)
+        audit_record(
+            actor=actor,
+            action=AuditEvent.Action.GUARDS_CHANGED,
+            summary=f"Identity guards from record {effective_from}: "
+            + ", ".join(f"{name.replace('_', ' ')} {caps[name] or 'off'}" for name in GUARD_FIELDS),
+            details={**caps, "effective_from_record": effective_from},
+        )
+    return guards
 
 
 def pending_links():

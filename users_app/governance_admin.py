@@ -20,12 +20,14 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from .access import DECIDE_PERMISSION
-from .audit import audit_record, request_actor
+from .audit import request_actor
 from .governance import (
+    GUARD_FIELDS,
     REASON_LENGTH,
     DecisionError,
     DecisionResult,
     decision_reverse,
+    guards_change,
     link_approve,
     link_reject,
     profile_explain,
@@ -33,7 +35,6 @@ from .governance import (
 )
 from .locks import WriterBusy
 from .models import (
-    AuditEvent,
     HeldLink,
     Identifier,
     IdentifierKind,
@@ -46,9 +47,8 @@ from .models import (
 SPLIT_COOKIES_SHOWN = 200
 DECIDE_AT_ONCE = 100  # links or decisions per action: each replays its profiles in its own transaction
 GUARDS_HELP = (
-    "Each guard is off while empty. A change applies to records ingested from then on, and to older records "
-    "when they are resolved again: by manage.py rebuild_profiles (all of them) or by a link decision (the "
-    "records of the profiles it replays)."
+    "Each guard is off while empty. A change applies to records ingested from then on; records stored before "
+    "keep the guards they met, also when a rebuild or a link decision resolves them again."
 )
 
 
@@ -79,12 +79,10 @@ def _identities(identities: Iterable[tuple[str, str]]):
 # --- Guards --------------------------------------------------------------------------------------
 
 
-GUARD_FIELDS = ("max_cookies_per_email", "max_cookies_per_phone", "max_cookies_to_merge")
-
-
 @admin.register(IdentityGuards)
 class IdentityGuardsAdmin(admin.ModelAdmin):
-    """One row (pk 1, a check constraint says so): the list opens it, created on the first visit."""
+    """The guards in force: the list opens the latest row; saving makes a new one (``guards_change``),
+    in force from the next record, so the rows are the guards' history."""
 
     fieldsets = (
         (
@@ -94,9 +92,9 @@ class IdentityGuardsAdmin(admin.ModelAdmin):
                 "description": GUARDS_HELP,
             },
         ),
-        ("History", {"fields": ("updated_at",)}),
+        ("History", {"fields": ("history",)}),
     )
-    readonly_fields = ("review_queue", "updated_at")
+    readonly_fields = ("review_queue", "history")
 
     def has_add_permission(self, request):
         return False
@@ -107,22 +105,38 @@ class IdentityGuardsAdmin(admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         if not self.has_view_or_change_permission(request):
             raise PermissionDenied
-        # An empty row is the same as no row (every guard off), so creating it changes nothing.
-        guards, _ = IdentityGuards.objects.get_or_create(pk=1)
+        # An empty row is the same as no row (every guard off), so making it changes nothing.
+        guards = IdentityGuards.current()
+        if guards.pk is None:
+            guards = IdentityGuards.objects.create()
         return redirect(
             reverse("admin:users_app_identityguards_change", args=[guards.pk], current_app=self.admin_site.name)
         )
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        # Guards decide which links are made, so a change is audited like a link decision.
-        guards = {name: getattr(obj, name) for name in GUARD_FIELDS}
-        audit_record(
-            actor=request_actor(request),
-            action=AuditEvent.Action.GUARDS_CHANGED,
-            summary="Identity guards: "
-            + ", ".join(f"{name.replace('_', ' ')} {value or 'off'}" for name, value in guards.items()),
-            details=guards,
+        # Never an update: older records keep the guards they met (see IdentityGuards).
+        caps = {name: form.cleaned_data[name] for name in GUARD_FIELDS}
+        obj.pk = guards_change(actor=request_actor(request), **caps).pk
+
+    @admin.display(description="changes")
+    def history(self, guards):
+        rows = IdentityGuards.objects.order_by("-effective_from_record", "-id")[:20]
+        return format_html(
+            "<table><tr><th>from record</th><th>changed</th><th>by</th>{}</tr>{}</table>",
+            format_html_join("", "<th>{}</th>", ((name.replace("_", " "),) for name in GUARD_FIELDS)),
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td>{}</tr>",
+                (
+                    (
+                        row.effective_from_record,
+                        f"{row.changed_at:%Y-%m-%d %H:%M}",
+                        row.changed_by,
+                        format_html_join("", "<td>{}</td>", ((getattr(row, name) or "off",) for name in GUARD_FIELDS)),
+                    )
+                    for row in rows
+                ),
+            ),
         )
 
     def response_change(self, request, obj):

@@ -254,11 +254,12 @@ class BlockedIdentifier(models.Model):
 
 
 class IdentityGuards(models.Model):
-    """Merge guards (one row): links the resolver holds for review instead of making.
+    """Merge guards: links the resolver holds for review instead of making. Each guard is off while empty.
 
-    Each guard is off while empty. A change applies to records ingested from then on, and to older
-    records when they are resolved again: by ``rebuild_profiles`` (the whole raw log, as with the
-    block list) or by a link decision (the records of the profiles it replays).
+    A change is a new row, in force from ``effective_from_record`` on (the next raw record id when it
+    was made), so each record is judged by the guards of its arrival, whenever it is resolved again
+    (a rebuild, or the replay after a link decision): changing a guard never re-decides links made
+    or held before. ``governance.guards_change`` makes the rows.
     """
 
     max_cookies_per_email = models.PositiveIntegerField(
@@ -280,18 +281,23 @@ class IdentityGuards(models.Model):
         help_text="Hold a record that would merge two profiles each already holding more cookies than this. "
         "Empty: off.",
     )
-    updated_at = models.DateTimeField(auto_now=True)
+    effective_from_record = models.BigIntegerField(
+        default=0, editable=False, help_text="The first raw record id these guards apply to."
+    )
+    changed_at = models.DateTimeField(auto_now_add=True)
+    changed_by = models.CharField(max_length=200, blank=True, editable=False)
 
     class Meta:
+        ordering = ["-effective_from_record", "-id"]
         verbose_name = verbose_name_plural = "identity guards"
-        constraints = [models.CheckConstraint(condition=Q(id=1), name="identityguards_single_row")]
 
     def __str__(self) -> str:
-        return "Identity guards"
+        return f"Identity guards from record {self.effective_from_record}"
 
     @classmethod
     def current(cls) -> IdentityGuards:
-        return cls.objects.filter(pk=1).first() or cls(pk=1)
+        """The guards in force for new records (all off when none were ever set)."""
+        return cls.objects.order_by("-effective_from_record", "-id").first() or cls()
 
 
 class LinkDecision(models.Model):

@@ -25,6 +25,7 @@ ingestion gives, at batch speed.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -163,8 +164,8 @@ Identity = tuple[str, str]
 class LinkPolicy:
     """The guards and the decisions in force, read once per batch inside its transaction."""
 
-    max_cookies: dict[str, int] = field(default_factory=dict)  # identifier kind -> cookies per profile
-    max_cookies_to_merge: int | None = None
+    # (first raw record id, {identifier kind: cookies per profile}, merge guard), by first record id
+    guards: tuple[tuple[int, dict[str, int], int | None], ...] = ()
     approved: frozenset[tuple[int, str, str]] = frozenset()  # (raw record id, kind, value)
     # identifier -> [(decision id, the identifiers it is kept apart from)]
     detachments: dict[Identity, list[tuple[int, frozenset[Identity]]]] = field(default_factory=dict)
@@ -177,22 +178,24 @@ class LinkPolicy:
         guards, decisions = IdentityGuards._meta, LinkDecision._meta
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT 'guards', NULL, {quote('max_cookies_per_email')}, {quote('max_cookies_per_phone')}, "
-                f"{quote('max_cookies_to_merge')}, NULL, NULL FROM {quote(guards.db_table)} WHERE id = 1 "
+                f"SELECT 'guards', {quote('effective_from_record')}, {quote('max_cookies_per_email')}, "
+                f"{quote('max_cookies_per_phone')}, {quote('max_cookies_to_merge')}, CAST(id AS TEXT), NULL "
+                f"FROM {quote(guards.db_table)} "
                 f"UNION ALL SELECT {quote('kind')}, id, {quote('raw_record_id')}, NULL, NULL, "
                 f"{quote('identifier_kind')} || ':' || {quote('identifier_value')}, {quote('anchors')} "
                 f"FROM {quote(decisions.db_table)} WHERE {quote('reversed_at')} IS NULL ORDER BY 2",
             )
             rows = cursor.fetchall()
         read_json = decisions.get_field("anchors").from_db_value
-        caps: dict[str, int] = {}
-        merge_limit = None
+        versions = []
         approved = set()
         detachments: dict[Identity, list[tuple[int, frozenset[Identity]]]] = defaultdict(list)
         for kind, pk, raw_id, phone_cap, merge_cap, identifier, anchors in rows:
-            if kind == "guards":
-                caps = {IdentifierKind.EMAIL: raw_id, IdentifierKind.PHONE: phone_cap}
-                merge_limit = merge_cap
+            if kind == "guards":  # the row's columns: effective from, email cap, ..., its id as text
+                effective_from, email_cap, row_id = pk, raw_id, int(identifier)
+                caps = {IdentifierKind.EMAIL: email_cap, IdentifierKind.PHONE: phone_cap}
+                # Of two changes made before the same record, the later one wins.
+                versions.append(((effective_from, row_id), {k: cap for k, cap in caps.items() if cap}, merge_cap))
                 continue
             ident = tuple(identifier.split(":", 1))
             if kind == LinkDecision.Kind.APPROVE:
@@ -200,12 +203,17 @@ class LinkPolicy:
             else:
                 anchors = read_json(anchors, None, connection)
                 detachments[ident].append((pk, frozenset(tuple(a) for a in anchors)))
+        versions.sort(key=lambda version: version[0])
         return cls(
-            max_cookies={kind: cap for kind, cap in caps.items() if cap},
-            max_cookies_to_merge=merge_limit,
+            guards=tuple((start, caps, merge) for (start, _), caps, merge in versions),
             approved=frozenset(approved),
             detachments=dict(detachments),
         )
+
+    def guards_for(self, raw_id: int) -> tuple[dict[str, int], int | None]:
+        """The guards in force when the record arrived: the last change made before it."""
+        index = bisect.bisect_right(self.guards, raw_id, key=lambda version: version[0]) - 1
+        return (self.guards[index][1], self.guards[index][2]) if index >= 0 else ({}, None)
 
     def detached(self, identifiers: Sequence[Identity]) -> dict[Identity, int]:
         """The record's identifiers that must not link it, each with the decision that says so."""
@@ -223,7 +231,8 @@ class LinkPolicy:
         """Why linking the record through ``via`` to ``target`` (besides ``group``, the profiles it
         already joins) would be held, as ``(reason, detail)``; None when no guard objects. An
         approved link (``approved``) is made all the same."""
-        cap = self.max_cookies.get(via[0])
+        caps, limit = self.guards_for(raw_id)
+        cap = caps.get(via[0])
         if cap:
             cookies = target.cookie_count + sum(s.cookie_count for s in group) + new_cookies
             if cookies > cap and cookies > target.cookie_count:
@@ -231,7 +240,6 @@ class LinkPolicy:
                     HeldLink.Reason.COOKIE_CAP,
                     f"would put {cookies} cookies in one profile through this {via[0]}; the cap is {cap}",
                 )
-        limit = self.max_cookies_to_merge
         if limit and target.cookie_count > limit:
             large = [s for s in group if s.cookie_count > limit]
             if large:

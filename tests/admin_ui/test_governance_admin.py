@@ -9,7 +9,8 @@ from django.urls import reverse
 
 from tests.builders import identifiers_of, ingest, profile_for, record, writer_lock_held_elsewhere
 from users_app import governance_admin
-from users_app.models import AuditEvent, HeldLink, IdentityGuards, LinkDecision, Profile
+from users_app.ingestion import profiles_rebuild
+from users_app.models import AuditEvent, HeldLink, IdentityGuards, LinkDecision, Profile, RawRecord
 
 pytestmark = pytest.mark.django_db
 
@@ -51,9 +52,10 @@ def messages_of(response) -> list[str]:
 
 def save_guards(client, **caps):
     """What the marketer does: open the guards from the admin's list, fill them in, save."""
-    assert client.get(reverse(GUARDS_LIST), follow=True).status_code == 200
+    opened = client.get(reverse(GUARDS_LIST))
+    assert opened.status_code == 302
     form = {"max_cookies_per_email": "", "max_cookies_per_phone": "", "max_cookies_to_merge": "", **caps}
-    return client.post(reverse(GUARDS_CHANGE, args=[1]), form, follow=True)
+    return client.post(opened.url, form, follow=True)
 
 
 def family(cookies: int = 4):
@@ -98,28 +100,46 @@ def info_address_people():
 def test_the_guards_list_opens_the_one_row_and_creates_it_on_the_first_visit(decider):
     assert not IdentityGuards.objects.exists()
     first = decider.get(reverse(GUARDS_LIST))
-    assert first.status_code == 302 and first.url == reverse(GUARDS_CHANGE, args=[1])
+    [row] = IdentityGuards.objects.all()
+    assert first.status_code == 302 and first.url == reverse(GUARDS_CHANGE, args=[row.pk])
     decider.get(reverse(GUARDS_LIST))
-    assert list(IdentityGuards.objects.values_list("pk", flat=True)) == [1]
+    assert list(IdentityGuards.objects.values_list("pk", flat=True)) == [row.pk]
     page = decider.get(first.url)
     assert "Each guard is off while empty" in page.content.decode()
-    assert "by manage.py rebuild_profiles (all of them) or by a link decision" in page.content.decode()
+    assert "records stored before keep the guards they met" in page.content.decode()
 
 
 def test_the_guards_cannot_be_added_or_deleted(admin_client):
     admin_client.get(reverse(GUARDS_LIST))
+    row = IdentityGuards.current().pk
     assert admin_client.get(reverse("admin:users_app_identityguards_add")).status_code == 403
     assert (
-        admin_client.post(reverse("admin:users_app_identityguards_delete", args=[1]), {"post": "yes"}).status_code
+        admin_client.post(reverse("admin:users_app_identityguards_delete", args=[row]), {"post": "yes"}).status_code
         == 403
     )
-    assert IdentityGuards.objects.filter(pk=1).exists()
+    assert IdentityGuards.objects.filter(pk=row).exists()
+
+
+def test_changed_guards_keep_their_history_and_older_records_keep_theirs(decider):
+    save_guards(decider, max_cookies_per_email="2")
+    family(cookies=3)  # the third cookie's link is held under a cap of 2
+    assert HeldLink.objects.pending().count() == 1
+    page = save_guards(decider, max_cookies_per_email="")  # guards off from now on
+    assert IdentityGuards.objects.count() == 3  # the empty first row, then the two changes
+    assert "max cookies per email" in page.content.decode()
+    # The held record met a cap of 2: still held after a rebuild under the guards now off.
+    profiles_rebuild()
+    assert HeldLink.objects.pending().count() == 1
+    ingest(record(cookie="c9", email="family@example.com"))  # off now: links
+    assert HeldLink.objects.pending().count() == 1
 
 
 def test_saved_guards_apply_to_records_ingested_afterwards_and_the_held_link_is_queued(decider):
     ingest(*(record(cookie=f"old{n}", email="old@example.com") for n in range(5)))  # before: not held
     saved = save_guards(decider, max_cookies_per_email="3")
-    assert IdentityGuards.objects.get().max_cookies_per_email == 3
+    assert IdentityGuards.current().max_cookies_per_email == 3
+    # A new row in force from the next record: the five records above keep the guards they met.
+    assert IdentityGuards.current().effective_from_record == RawRecord.objects.latest("id").pk + 1
     assert any("applies to records ingested from then on" in m for m in messages_of(saved))
 
     outcomes = family()
@@ -276,8 +296,9 @@ def test_without_the_permission_nothing_can_be_decided(viewer, held_fourth):
     assert viewer.get(reverse(SPLIT, args=[glued.pk])).status_code == 403
     assert viewer.post(reverse(SPLIT, args=[glued.pk]), {"identifier": "cookie:c4"}).status_code == 403
     assert "Split…" not in viewer.get(reverse(PROFILE, args=[glued.pk])).content.decode()
-    assert viewer.post(reverse(GUARDS_CHANGE, args=[1]), {"max_cookies_per_email": "1"}).status_code == 403
-    assert IdentityGuards.objects.get().max_cookies_per_email == 3
+    current = IdentityGuards.current().pk
+    assert viewer.post(reverse(GUARDS_CHANGE, args=[current]), {"max_cookies_per_email": "1"}).status_code == 403
+    assert IdentityGuards.current().max_cookies_per_email == 3
 
 
 def test_the_split_page_needs_a_staff_login(client, db):
@@ -472,5 +493,10 @@ def test_a_guard_change_is_in_the_audit_log(decider):
 
     event = AuditEvent.objects.get(action=AuditEvent.Action.GUARDS_CHANGED)
     assert event.actor == "user:decider"
-    assert event.details == {"max_cookies_per_email": 3, "max_cookies_per_phone": None, "max_cookies_to_merge": 10}
+    assert event.details == {
+        "max_cookies_per_email": 3,
+        "max_cookies_per_phone": None,
+        "max_cookies_to_merge": 10,
+        "effective_from_record": IdentityGuards.current().effective_from_record,
+    }
     assert "max cookies per email 3" in event.summary and "max cookies per phone off" in event.summary
