@@ -414,7 +414,7 @@ def governance_rows() -> str:
 
 def family_with_a_held_fourth_cookie() -> tuple[int, HeldLink]:
     """A family email on three cookies (the cap), and a fourth cookie's record held for review."""
-    IdentityGuards.objects.update_or_create(pk=1, defaults={"max_cookies_per_email": 3})
+    IdentityGuards.objects.create(max_cookies_per_email=3)
     outcomes = ingest(*[record(cookie=f"f{n}", email="family@example.com") for n in range(1, 5)])
     held = governance.pending_links().get()
     assert held.raw_record_id == outcomes[3].raw_record_id

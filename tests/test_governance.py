@@ -22,7 +22,7 @@ ACTOR = "user:tester"
 
 
 def guards(**caps):
-    IdentityGuards.objects.update_or_create(pk=1, defaults=caps)
+    IdentityGuards.objects.create(**caps)
 
 
 def shared_email_people(email="family@example.com", cookies=4, start_day=1):

@@ -125,7 +125,7 @@ def state() -> dict:
 @given(guards=guard_settings, match_phone=st.booleans(), first=ingest_step, script=steps)
 def test_rebuild_reproduces_decisions_in_any_order(guards, match_phone, first, script):
     with override_settings(IDENTITY_MATCH_PHONE=match_phone), transaction.atomic():
-        IdentityGuards.objects.update_or_create(pk=1, defaults=guards)
+        IdentityGuards.objects.create(**guards)
         for step in [first, *script]:
             run_step(step)
         live = state()
@@ -148,7 +148,7 @@ def test_the_property_sees_decisions_at_work():
     blank = {"phone_number": "", "city": "", "age": "", "interests": ""}
     script = [(k, [{**blank, **v} for v in a[0]]) if k == "ingest" else (k, *a) for k, *a in script]
     with transaction.atomic():
-        IdentityGuards.objects.update_or_create(pk=1, defaults={"max_cookies_per_email": 2})
+        IdentityGuards.objects.create(max_cookies_per_email=2)
         for step in script:
             run_step(step)
         kinds = sorted(LinkDecision.objects.values_list("kind", flat=True))

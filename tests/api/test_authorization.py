@@ -165,7 +165,7 @@ def world(ingest_key) -> dict[str, int]:
     for payload in (SEED_RECORD, SECOND_DEVICE):
         assert client.post("/api/ingest", payload, format="json").status_code in (200, 201)
     profile = Profile.objects.get()
-    IdentityGuards.objects.update_or_create(pk=1, defaults={"max_cookies_per_email": 2})
+    IdentityGuards.objects.create(max_cookies_per_email=2)
     ingest(*(record(cookie=f"family-{n}", email="family@example.org") for n in range(4)))
     link_reject(held=pending_links().first(), actor="user:setup")
     return {

@@ -33,7 +33,7 @@ DECISIONS = "/api/v1/link-decisions/"
 
 
 def guards(**caps):
-    IdentityGuards.objects.update_or_create(pk=1, defaults=caps)
+    IdentityGuards.objects.create(**caps)
 
 
 def family(cookies: int = 4):

@@ -68,7 +68,7 @@ def world(ingest_client, settings, tmp_path) -> dict[str, int]:
     ]
     call_command("import_csv", str(write_csv(tmp_path / "people.csv", rows)), stdout=StringIO())
     # Alice holds two cookies, so the cap holds a third; the decision's replay keeps her profile as it was.
-    IdentityGuards.objects.update_or_create(pk=1, defaults={"max_cookies_per_email": 2})
+    IdentityGuards.objects.create(max_cookies_per_email=2)
     post(cookie="a4", email=EMAIL)
     post(cookie="a5", email=SECOND_EMAIL)
     link_reject(held=pending_links().first(), actor=f"user:{EXTRA_EMAIL}")

@@ -102,7 +102,7 @@ def seeded(ingest_key, erase_key, govern_key):
     for payload in (SEED_RECORD, second_device):
         assert client.post("/api/ingest", payload, format="json").status_code in (200, 201)
     ImportRun.objects.create(file_name="f.csv", sha256="0" * 64)
-    IdentityGuards.objects.update_or_create(pk=1, defaults={"max_cookies_per_email": 2})
+    IdentityGuards.objects.create(max_cookies_per_email=2)
     ingest(*(record(cookie=f"family-{n}", email="family@example.org") for n in range(4)))
     link_reject(held=pending_links().first(), actor="user:setup")
     profile_ids = list(Profile.objects.values_list("pk", flat=True))
