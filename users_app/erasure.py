@@ -39,7 +39,7 @@ What goes, table by table:
   the multi-device cohort.
 
 Locking: the identifier rows are locked before the profile, in the order ingestion locks them
-(``resolution._load_owners`` then ``_load_states``), and ingestion looks suppressions up after
+(``resolution.identifier_owners`` then ``_load_states``), and ingestion looks suppressions up after
 taking its identifier locks, so a record racing the erasure either lands before it (and is
 erased with the rest) or is dropped after it.
 """
@@ -55,7 +55,7 @@ from django.db.models import Q
 
 from . import bulk
 from .audit import audit_record
-from .governance import profiles_replay
+from .governance import profiles_replay, records_holding_links
 from .ingestion import run_with_retries
 from .models import (
     AuditEvent,
@@ -190,7 +190,7 @@ def _erase(profile_id: int, *, dry_run: bool) -> ErasureResult:
     # Records of other profiles that named one of the person's identifiers without linking through
     # it (the link was held, or kept apart): they hold the person's data too, and a record sent
     # with it now would be dropped. They go, and the profiles they sat in are resolved again.
-    naming = _records_naming(identifiers, profile_id)
+    naming = {raw_id: pid for raw_id, pid in records_holding_links(identifiers).items() if pid != profile_id}
     naming_ledger = bulk.delete_rows(ProfileMerge, "raw_record", sorted(naming))
     governance = _delete_governance_rows(profile_id, identifiers)
     naming_records = RawRecord.objects.filter(id__in=sorted(naming)).delete()[1].get(RawRecord._meta.label, 0)
@@ -218,18 +218,6 @@ def _erase(profile_id: int, *, dry_run: bool) -> ErasureResult:
     if naming:
         profiles_replay(set(naming.values()))
     return result
-
-
-def _records_naming(identifiers: set[tuple[str, str]], profile_id: int) -> dict[int, int]:
-    """Raw record id -> profile id of the other profiles' records holding a link through one of
-    ``identifiers`` they did not make (``HeldLink``)."""
-    found = {}
-    for chunk in chunked(sorted({value for _, value in identifiers})):
-        rows = HeldLink.objects.filter(value__in=chunk).exclude(raw_record__profile_id=profile_id)
-        for kind, value, raw_id, pid in rows.values_list("kind", "value", "raw_record", "raw_record__profile"):
-            if (kind, value) in identifiers and pid is not None:
-                found[raw_id] = pid
-    return found
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from .models import (
     RawRecord,
 )
 from .normalize import RecordRejected
-from .resolution import chunked
+from .resolution import chunked, identifier_owners
 
 Identity = tuple[str, str]
 REASON_LENGTH = LinkDecision._meta.get_field("reason").max_length
@@ -82,27 +82,16 @@ class DecisionResult:
         }
 
 
-def _owners(identifiers: Iterable[Identity]) -> dict[Identity, int]:
-    by_value = defaultdict(set)
-    for kind, value in identifiers:
-        by_value[value].add(kind)
-    owners = {}
-    for chunk in chunked(sorted(by_value)):
-        for kind, value, pid in Identifier.objects.filter(value__in=chunk).values_list("kind", "value", "profile"):
-            if kind in by_value[value]:
-                owners[(kind, value)] = pid
-    return owners
-
-
-def _held_profiles(identifiers: Iterable[Identity]) -> set[int]:
-    """Profiles of the records holding a link they did not make through one of ``identifiers``."""
+def records_holding_links(identifiers: Iterable[Identity]) -> dict[int, int]:
+    """Raw record id -> profile id of the linked records holding a link they did not make (held or
+    kept apart, ``HeldLink``) through one of ``identifiers``."""
     wanted = set(identifiers)
-    found = set()
+    found = {}
     for chunk in chunked(sorted({value for _, value in wanted})):
         rows = HeldLink.objects.filter(value__in=chunk, raw_record__profile__isnull=False)
-        for kind, value, pid in rows.values_list("kind", "value", "raw_record__profile"):
+        for kind, value, raw_id, pid in rows.values_list("kind", "value", "raw_record", "raw_record__profile"):
             if (kind, value) in wanted:
-                found.add(pid)
+                found[raw_id] = pid
     return found
 
 
@@ -124,7 +113,7 @@ def connected_profiles(profile_ids: Iterable[int]) -> set[int]:
             found.update(HeldLink.objects.filter(raw_record__profile_id__in=chunk).values_list("kind", "value"))
         fresh = found - seen
         seen |= fresh
-        todo = (set(_owners(fresh).values()) | _held_profiles(fresh)) - profiles
+        todo = (set(identifier_owners(fresh).values()) | set(records_holding_links(fresh).values())) - profiles
     return profiles
 
 
@@ -143,7 +132,7 @@ def profiles_replay(profile_ids: Iterable[int]) -> Replay:
     # The resolver's lock order: identifiers, then profiles.
     bulk.rows_matching(Identifier, ["id"], "profile", profiles, lock=True)
     bulk.rows_matching(Profile, ["id"], "id", profiles, lock=True)
-    record_ids = sorted(bulk_values(RawRecord.objects.filter, "profile_id__in", profiles, "id"))
+    record_ids = _records_of(profiles)
     held_before = _held_ids(record_ids)
     bulk.delete_rows(HeldLink, "raw_record", record_ids)
     bulk.delete_rows(ProfileMerge, "raw_record", record_ids)
@@ -176,12 +165,9 @@ def _held_ids(record_ids: list[int]) -> dict[tuple, int]:
     return found
 
 
-def bulk_values(filter_: Callable, lookup: str, values: list, column: str) -> set:
-    """``column`` of the rows ``filter_(**{lookup: chunk})`` finds, in chunks SQLite can bind."""
-    found = set()
-    for chunk in chunked(values):
-        found.update(filter_(**{lookup: chunk}).values_list(column, flat=True))
-    return found
+def _records_of(profile_ids: list[int]) -> list[int]:
+    """The ids of the raw records linked to these profiles, in arrival order."""
+    return [raw_id for (raw_id,) in bulk.rows_matching(RawRecord, ["id"], "profile", profile_ids)]
 
 
 def _decide(
@@ -192,7 +178,7 @@ def _decide(
     def work() -> DecisionResult:
         taken = decision()
         reached = reach(taken)
-        records = bulk_values(RawRecord.objects.filter, "profile_id__in", sorted(reached), "id")
+        records = _records_of(sorted(reached))
         replay = profiles_replay(reached)
         audit_record(
             actor=actor,
@@ -229,10 +215,23 @@ def _pending_locked(pk: int) -> HeldLink:
     return held
 
 
+def _held_link_decision(held: HeldLink, kind: str, actor: str, **fields) -> LinkDecision:
+    """A decision on a held link: about its identifier, taken on its record and the record's profile."""
+    return LinkDecision.objects.create(
+        kind=kind,
+        identifier_kind=held.kind,
+        identifier_value=held.value,
+        raw_record=held.raw_record,
+        profile_id=held.raw_record.profile_id,
+        actor=actor,
+        **fields,
+    )
+
+
 def _reach_of_record(taken: LinkDecision) -> set[int]:
     """The profiles a decision on a held link touches: the record's and the identifier's owner's."""
     ident = (taken.identifier_kind, taken.identifier_value)
-    owner = _owners([ident]).get(ident)
+    owner = identifier_owners([ident]).get(ident)
     return {taken.raw_record.profile_id} | ({owner} if owner else set())
 
 
@@ -241,15 +240,7 @@ def link_approve(*, held: HeldLink, actor: str) -> DecisionResult:
 
     def approve() -> LinkDecision:
         current = _pending_locked(held.pk)
-        return LinkDecision.objects.create(
-            kind=LinkDecision.Kind.APPROVE,
-            identifier_kind=current.kind,
-            identifier_value=current.value,
-            raw_record=current.raw_record,
-            profile_id=current.raw_record.profile_id,
-            reason=current.detail,
-            actor=actor,
-        )
+        return _held_link_decision(current, LinkDecision.Kind.APPROVE, actor, reason=current.detail)
 
     return _decide(
         actor=actor,
@@ -271,15 +262,12 @@ def link_reject(*, held: HeldLink, actor: str) -> DecisionResult:
                 "The record has joined that profile through other links since; split the profile to take it apart.",
                 "held_link",
             )
-        return LinkDecision.objects.create(
-            kind=LinkDecision.Kind.DETACH,
-            identifier_kind=current.kind,
-            identifier_value=current.value,
-            raw_record=current.raw_record,
+        return _held_link_decision(
+            current,
+            LinkDecision.Kind.DETACH,
+            actor,
             anchors=sorted(map(list, _identifiers_of(current.raw_record.profile_id) - {ident})),
-            profile_id=current.raw_record.profile_id,
             reason=f"held link rejected ({current.detail})"[:REASON_LENGTH],
-            actor=actor,
         )
 
     return _decide(
@@ -347,7 +335,11 @@ def decision_reverse(*, decision: LinkDecision, actor: str) -> DecisionResult:
         idents = {(taken.identifier_kind, taken.identifier_value), *map(tuple, taken.anchors)}
         kept_apart = HeldLink.objects.filter(decision=taken, raw_record__profile__isnull=False)
         record = {taken.raw_record.profile_id} if taken.raw_record and taken.raw_record.profile_id else set()
-        return set(_owners(idents).values()) | set(kept_apart.values_list("raw_record__profile", flat=True)) | record
+        return (
+            set(identifier_owners(idents).values())
+            | set(kept_apart.values_list("raw_record__profile", flat=True))
+            | record
+        )
 
     verb = "Re-linked" if decision.kind == LinkDecision.Kind.DETACH else "Took back the approval of"
     return _decide(
@@ -387,7 +379,7 @@ def pending_links():
 
 def held_link_target(held: HeldLink) -> int | None:
     """The profile the held link would have joined: the identifier's owner now."""
-    return _owners([(held.kind, held.value)]).get((held.kind, held.value))
+    return identifier_owners([(held.kind, held.value)]).get((held.kind, held.value))
 
 
 # --- Explain -------------------------------------------------------------------------------------
@@ -479,7 +471,7 @@ def profile_explain(profile: Profile, *, limit: int = 500) -> Explanation:
         )
     decision_ids = {h["decision"] for links in held.values() for h in links if h["decision"]}
     decision_ids |= set(LinkDecision.objects.filter(profile_id=profile.pk).values_list("id", flat=True))
-    decision_ids |= bulk_values(LinkDecision.objects.filter, "raw_record_id__in", record_ids, "id")
+    decision_ids |= {pk for (pk,) in bulk.rows_matching(LinkDecision, ["id"], "raw_record", record_ids)}
     decisions = list(LinkDecision.objects.filter(id__in=sorted(decision_ids)).order_by("id"))
     return Explanation(
         profile=profile.pk, records=len(record_ids), steps=steps, decisions=decisions, truncated=truncated

@@ -269,13 +269,15 @@ def _lock(queryset):
     return queryset.select_for_update() if connection.features.has_select_for_update else queryset
 
 
-def _load_owners(identifiers: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+def identifier_owners(identifiers: Iterable[tuple[str, str]], *, lock: bool = False) -> dict[tuple[str, str], int]:
+    """The profile owning each identifier (those no one owns are left out); ``lock`` takes the
+    identifier rows' locks, as the resolver does before reading the profiles."""
     by_kind: dict[str, list[str]] = defaultdict(list)
     for kind, value in identifiers:
         by_kind[kind].append(value)
     owners = {}
     for kind, values in by_kind.items():
-        rows = bulk.rows_matching(Identifier, ["value", "profile"], "value", sorted(values), kind=kind, lock=True)
+        rows = bulk.rows_matching(Identifier, ["value", "profile"], "value", sorted(values), kind=kind, lock=lock)
         owners.update({(kind, value): pid for value, pid in rows})
     return owners
 
@@ -300,7 +302,7 @@ def resolve_records(records: Sequence[StoredRecord]) -> Resolution:
     records in ``suppressed``. Call inside a transaction."""
     records = sorted(records, key=lambda r: r.raw_id)
     identifiers = {ident for r in records for ident in r.parsed.identifiers}
-    owners = _load_owners(identifiers)
+    owners = identifier_owners(identifiers, lock=True)
     # Looked up once the owners' rows are locked: an erasure holds those locks until it commits
     # its suppressions, so this lookup (a new statement) sees them and a record racing the
     # erasure cannot bring the person back.
