@@ -14,6 +14,7 @@ import itertools
 import json
 from collections.abc import Iterable, Sequence
 
+import orjson
 from django.db import connection
 from django.db.models import Model
 
@@ -80,8 +81,18 @@ def _with_json(row: tuple, positions: list[int]) -> tuple:
     values = list(row)
     for i in positions:
         if values[i] is not None:
-            values[i] = json.dumps(values[i])
+            values[i] = _json_text(values[i])
     return tuple(values)
+
+
+def _json_text(value) -> str:
+    # orjson is ~10x faster than json, which was 5% of an import; it refuses what JSON allows but
+    # it does not (integers beyond 64 bits), and json writes those. PostgreSQL stores jsonb, so
+    # both spellings give the same value.
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 def insert_rows(model: type[Model], names: Sequence[str], rows: Iterable[tuple]) -> int:

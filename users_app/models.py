@@ -154,8 +154,10 @@ class Profile(models.Model):
 
 
 class ProfileInterest(models.Model):
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE)
-    interest = models.ForeignKey(Interest, on_delete=models.CASCADE)
+    # No single-column indexes of their own: the unique constraint leads with profile and
+    # profileinterest_by_interest with interest, and every extra index is work on each import.
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, db_index=False)
+    interest = models.ForeignKey(Interest, on_delete=models.CASCADE, db_index=False)
 
     class Meta:
         constraints = [
@@ -180,7 +182,9 @@ class RawRecord(models.Model):
     )
     line_number = models.PositiveIntegerField(null=True, blank=True)
     # csv:<sha256>:<line> or api:<message id>; NULL for an API record sent without a message id.
-    source_key = models.CharField(max_length=300, null=True, blank=True, unique=True)
+    # Unique through a constraint, not unique=True, which would add a second index for LIKE
+    # lookups that nothing makes. NULL, not "", for records without a key: NULLs never collide.
+    source_key = models.CharField(max_length=300, null=True, blank=True)  # noqa: DJ001
     received_at = models.DateTimeField(auto_now_add=True)
     created_at = models.DateTimeField(help_text="The record's own created_at, normalized to UTC.")
     warnings = models.JSONField(default=list, blank=True)
@@ -190,6 +194,7 @@ class RawRecord(models.Model):
 
     class Meta:
         ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["source_key"], name="rawrecord_unique_source_key")]
         indexes = [models.Index(fields=["created_at"], name="rawrecord_created_at_idx")]
 
     def __str__(self) -> str:
@@ -199,7 +204,8 @@ class RawRecord(models.Model):
 class Identifier(models.Model):
     kind = models.CharField(max_length=6, choices=IdentifierKind.choices)
     value = models.CharField(max_length=255)
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="identifiers")
+    # Indexed by identifier_profile_idx, which leads with it.
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="identifiers", db_index=False)
     first_record = models.ForeignKey(RawRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:

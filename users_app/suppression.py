@@ -47,7 +47,13 @@ def identifier_hash(kind: str, value: str) -> str:
 
 
 def suppressed_identifiers(identifiers: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Those of the (kind, normalized value) pairs that are suppressed, in one lookup (none for no pairs)."""
+    """Those of the (kind, normalized value) pairs that are suppressed: one probe while the list is empty,
+    then one lookup for all the pairs."""
+    identifiers = list(identifiers)
+    # Most databases have never erased anyone: one indexed probe then spares hashing every
+    # identifier of the batch and sending the hashes over.
+    if not identifiers or not Suppression.objects.exists():
+        return set()
     by_hash = identifier_hashes(identifiers)
     rows = bulk.rows_matching(Suppression, ["value_hash", "kind"], "value_hash", list(by_hash))
     return {by_hash[value_hash] for value_hash, kind in rows if by_hash[value_hash][0] == kind}
