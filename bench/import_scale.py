@@ -20,7 +20,8 @@ child (its maximum resident set, the largest over the runs) and a ratio.
   with the same file into an empty migrated database (target: at most 2x).
 - rebuild_profiles: ``manage.py rebuild_profiles`` on a clone of the base (it asks no question:
   it refuses only while an import holds the writer lock), compared with the floor of
-  import_peers.py: ``psql \\copy`` of the base file into a table of 12 text columns with no index.
+  import_peers.py: ``psql \\copy`` of the base file into a table of 12 text columns with no index;
+  and ``rebuild_profiles --offline`` (TRUNCATE, foreign keys checked once at the end) the same way.
 
 After the table, the database's counts after each scenario (raw records, profiles, merges, and what
 the last import run recorded) show the work was real. Databases are named ``bench_scale_*`` and
@@ -259,6 +260,9 @@ def main() -> None:
         rebuild = measure(args.runs, template, "rebuild_profiles")
         versus = f"{rebuild[0] / floor_seconds:.1f} x the floor"
         report(f"rebuild_profiles, database of {args.base_rows:,} rows", args.base_rows, rebuild, versus)
+        offline = measure(args.runs, template, "rebuild_profiles", "--offline")
+        versus = f"{offline[0] / floor_seconds:.1f} x the floor"
+        report(f"rebuild_profiles --offline, database of {args.base_rows:,} rows", args.base_rows, offline, versus)
     finally:
         for name in (EMPTY_DB, RUN_DB, FLOOR_DB, *(() if args.keep else (template,))):
             drop(name)

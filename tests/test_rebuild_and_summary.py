@@ -5,9 +5,11 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.db import IntegrityError, connection, transaction
 
 from tests.builders import database_snapshot, ingest, ingest_batch, record
-from users_app.models import BlockedIdentifier, Profile, RawRecord
+from users_app import bulk
+from users_app.models import BlockedIdentifier, Identifier, Profile, RawRecord
 
 pytestmark = pytest.mark.django_db
 
@@ -27,6 +29,58 @@ def test_rebuild_reproduces_profiles_ids_and_ledger_built_one_record_at_a_time()
 
     assert database_snapshot() == before
     assert sorted(Profile.objects.values_list("id", flat=True)) == ids_before
+
+
+def test_offline_rebuild_gives_what_the_live_one_gives():
+    ingest(
+        record(cookie="A", email="x@example.com", interests="Tech", created_at="2/1/2025 0:00"),
+        record(cookie="B", email="y@example.com", age="40"),
+        record(cookie="B", email="x@example.com", country="Japan", created_at="1/1/2025 0:00"),
+        record(cookie="C", email="info@shop.com"),
+        record(cookie="D", email="info@shop.com"),
+    )
+    BlockedIdentifier.objects.create(kind="email", value="info@shop.com")
+    call_command("rebuild_profiles", stdout=StringIO())
+    live = database_snapshot()
+    ingest(record(cookie="E", email="y@example.com"))  # drift the rebuild must undo
+    RawRecord.objects.filter(data__cookie="E").delete()
+
+    call_command("rebuild_profiles", "--offline", stdout=StringIO())
+
+    assert database_snapshot() == live
+    assert Profile.objects.count() == 3  # A+B, C and D apart: the block list holds
+
+
+def foreign_keys() -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE contype = 'f' ORDER BY 1, 2"
+        )
+        return cursor.fetchall()
+
+
+def test_offline_rebuild_puts_every_foreign_key_back(postgres):
+    ingest(record(cookie="A", email="x@example.com"), record(cookie="B", email="x@example.com"))
+    before = foreign_keys()
+    assert len(before) >= 10
+
+    call_command("rebuild_profiles", "--offline", stdout=StringIO())
+
+    assert foreign_keys() == before
+    assert Profile.objects.get().cookie_count == 2
+
+
+def test_a_row_breaking_a_key_set_aside_is_refused_when_the_keys_come_back(postgres):
+    ingest(record(cookie="A", email="x@example.com"))
+    before = foreign_keys()
+
+    with pytest.raises(IntegrityError), transaction.atomic(), bulk.foreign_keys_set_aside(Identifier):
+        assert len(foreign_keys()) < len(before)
+        Identifier.objects.create(kind="cookie", value="orphan", profile_id=10**9)
+
+    assert foreign_keys() == before
+    assert not Identifier.objects.filter(value="orphan").exists()
 
 
 def test_rebuild_applies_a_block_list_added_later_and_keeps_every_raw_record():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -36,6 +37,8 @@ from .suppression import suppressed_identifiers
 # Errors a concurrent writer can cause; the whole transaction is safe to run again.
 RETRYABLE_ERRORS = (ResolutionConflict, IntegrityError, OperationalError)
 RETRY_ATTEMPTS = 6
+# What rebuild clears and recomputes, in an order plain DELETEs can follow.
+DERIVED_MODELS = (HeldLink, ProfileMerge, Identifier, ProfileInterest, Profile)
 # The raw record columns ``records_ingest`` writes, in the order of its rows.
 RAW_RECORD_FIELDS = (
     "id",
@@ -253,15 +256,24 @@ class RebuildResult:
     unlinked_ids: list[int] = field(default_factory=list)
 
 
-def profiles_rebuild(*, batch_size: int = 5000, progress: Callable[[int], None] | None = None) -> RebuildResult:
+def profiles_rebuild(
+    *, batch_size: int = 5000, progress: Callable[[int], None] | None = None, offline: bool = False
+) -> RebuildResult:
     """Recompute profiles, identifiers, interests and the merge ledger from the raw log.
 
     Replays raw records in arrival order through the same parser and resolver as ingestion,
-    in one transaction, while holding the writer lock so no import runs meanwhile.
+    in one transaction, while holding the writer lock so no import runs meanwhile. Readers see
+    the old profiles until it commits. ``offline`` (PostgreSQL) empties the derived tables with
+    TRUNCATE and checks foreign keys once at the end instead of row by row: faster, but readers
+    of those tables wait until the rebuild ends.
     """
     result = RebuildResult()
-    with exclusive_writer("rebuild"), transaction.atomic():
-        _clear_profiles()
+    with (
+        exclusive_writer("rebuild"),
+        transaction.atomic(),
+        bulk.foreign_keys_set_aside(*DERIVED_MODELS, RawRecord) if offline else nullcontext(),
+    ):
+        _clear_profiles(truncate=offline)
         rules = IdentityRules.current()
         last_id = 0
         while True:
@@ -309,10 +321,16 @@ def records_replay(rows: Sequence[tuple[int, dict]], rules: IdentityRules) -> tu
     return resolution, unlinked
 
 
-def _clear_profiles() -> None:
+def _clear_profiles(*, truncate: bool = False) -> None:
     # Derived tables only; the raw log keeps every record. Plain DELETEs because Django's
     # cascading delete would first read every profile into memory. Raw records keep pointing at
     # their old profile ids until the replay sets them (foreign keys are checked at commit).
+    # TRUNCATE leaves no dead rows for the replay's inserts to wade through, but needs the
+    # foreign keys into these tables set aside and locks out readers.
+    tables = [connection.ops.quote_name(model._meta.db_table) for model in DERIVED_MODELS]
     with connection.cursor() as cursor:
-        for model in (HeldLink, ProfileMerge, Identifier, ProfileInterest, Profile):
-            cursor.execute(f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)}")
+        if truncate and connection.vendor == "postgresql":
+            cursor.execute(f"TRUNCATE {', '.join(tables)}")
+            return
+        for table in tables:
+            cursor.execute(f"DELETE FROM {table}")

@@ -1,10 +1,11 @@
 """Rebuild profiles, identifiers, interests and the merge ledger from the raw records.
 
-    python manage.py rebuild_profiles [--json] [--batch-size N]
+    python manage.py rebuild_profiles [--json] [--batch-size N] [--offline]
 
 Replays every raw record in arrival order through the same resolver as import and ingestion, in
 one transaction, so the result equals what incremental ingestion built (and picks up a changed
-block list). Refused while an import runs.
+block list). Refused while an import runs. Readers see the old profiles until it ends; with
+``--offline`` (PostgreSQL) they wait instead, and the rebuild runs faster (BENCHMARKS.md).
 """
 
 import json
@@ -25,6 +26,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="end with the summary as one JSON line")
         parser.add_argument("--batch-size", type=int, default=5000)
+        parser.add_argument(
+            "--offline",
+            action="store_true",
+            help="PostgreSQL: lock the profile tables for the whole rebuild (readers wait) to rebuild faster",
+        )
 
     def handle(self, *args, **options):
         if options["batch_size"] < 1:
@@ -32,7 +38,9 @@ class Command(BaseCommand):
         total = RawRecord.objects.count()
         with tqdm(total=total, unit="rec", desc="rebuild", disable=None, leave=False) as bar:
             try:
-                result = profiles_rebuild(batch_size=options["batch_size"], progress=bar.update)
+                result = profiles_rebuild(
+                    batch_size=options["batch_size"], progress=bar.update, offline=options["offline"]
+                )
             except WriterBusy as exc:
                 raise CommandError(str(exc)) from None
         counts = database_summary()
