@@ -9,7 +9,8 @@ the peak memory of the child (its maximum resident set), and the ratio to the fl
 
 - floor: ``psql \\copy`` into a table of 12 text columns with no index (the physical limit).
 - import_csv: ``manage.py import_csv`` end to end (raw records, resolution, profiles,
-  identifiers, cohort), after ``migrate``.
+  identifiers, cohort), after ``migrate``; then the same with ``--offline`` (one transaction,
+  foreign keys checked once at the end).
 - django-import-export 4.4 into a plain model with the same columns (``bench/peers``): the default
   ``ModelResource``, and tuned (``use_bulk``, ``batch_size`` 5000, ``skip_diff``,
   ``force_init_instance``).
@@ -75,10 +76,10 @@ def run_floor(path: Path, database: str = "bench_floor") -> tuple[float, float]:
     return timed_child(command, {})
 
 
-def run_import_csv(path: Path) -> tuple[float, float]:
+def run_import_csv(path: Path, *options: str) -> tuple[float, float]:
     url = fresh_database("bench_import")
     subprocess.run(manage(url, "migrate", "-v0")[0], cwd=PROJECT, env={**os.environ, **manage(url)[1]}, check=True)
-    command, env = manage(url, "import_csv", str(path))
+    command, env = manage(url, "import_csv", str(path), *options)
     return timed_child(command, env)
 
 
@@ -134,7 +135,11 @@ def main() -> None:
     if not path.exists():
         command, env = manage("sqlite://:memory:", "generate_sample_data", "--rows", str(args.rows), "--seed", "7")
         subprocess.run([*command, "--out", str(path)], cwd=PROJECT, env={**os.environ, **env}, check=True)
-    contenders = [("psql \\copy, text table, no index (floor)", run_floor), ("import_csv, end to end", run_import_csv)]
+    contenders = [
+        ("psql \\copy, text table, no index (floor)", run_floor),
+        ("import_csv, end to end", run_import_csv),
+        ("import_csv --offline, end to end", lambda p: run_import_csv(p, "--offline")),
+    ]
     contenders += [
         (f"django-import-export 4.4.3, {variant}", lambda p, v=variant: run_peer(p, v))
         for variant in filter(None, args.peers.split(","))

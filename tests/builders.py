@@ -160,3 +160,13 @@ def writer_lock_held_elsewhere(seconds: float = 30):
     finally:
         release.set()
         holder.join()
+
+
+def foreign_keys() -> list[tuple]:
+    """Every foreign key of the database (PostgreSQL): table, name, definition."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE contype = 'f' ORDER BY 1, 2"
+        )
+        return cursor.fetchall()

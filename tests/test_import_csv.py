@@ -10,7 +10,7 @@ from django.db import transaction
 
 from tests.builders import database_snapshot, profile_for, record, write_csv, writer_lock_held_elsewhere
 from users_app.importing import csv_import
-from users_app.models import ImportReject, ImportRun, Profile, RawRecord
+from users_app.models import ImportReject, ImportRun, Profile, ProfileMerge, RawRecord
 
 pytestmark = pytest.mark.django_db
 
@@ -123,6 +123,29 @@ def test_dry_run_reports_exact_figures_and_stores_nothing(tmp_path):
     assert (summary["rows"], summary["accepted"], summary["rejected"], summary["profiles_created"]) == (3, 2, 1, 1)
     assert summary["dry_run"] is True
     assert not RawRecord.objects.exists() and not Profile.objects.exists() and not ImportRun.objects.exists()
+
+
+def test_an_offline_import_stores_what_a_batched_import_stores(tmp_path):
+    path = write_csv(
+        tmp_path / "people.csv",
+        [
+            record(cookie="A", email="x@example.com", interests="Tech"),
+            record(cookie="B", email="y@example.com", age="40"),
+            record(cookie="B", email="x@example.com", country="Japan"),
+            record(cookie="", email=""),
+            record(cookie="C", phone_number="not a phone"),
+        ],
+    )
+    batched_summary = run_import(path, "--batch-size", "2")
+    batched = database_snapshot()
+    for model in (ProfileMerge, ImportReject, RawRecord, Profile, ImportRun):
+        model.objects.all().delete()
+
+    summary = run_import(path, "--offline", "--batch-size", "2")
+
+    assert (summary["accepted"], summary["rejected"], summary["merges"], summary["warnings"]) == (4, 1, 1, 1)
+    assert summary | {"seconds": 0, "import_run": 0} == batched_summary | {"seconds": 0, "import_run": 0}
+    assert database_snapshot() == batched
 
 
 @pytest.mark.parametrize(

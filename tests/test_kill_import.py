@@ -10,7 +10,7 @@ import pytest
 from django.apps import apps
 from django.db import connection
 
-from tests.builders import PROJECT_DIR, database_snapshot
+from tests.builders import PROJECT_DIR, database_snapshot, foreign_keys
 from tests.live_server import child_database_url
 from users_app.models import ImportRun, RawRecord
 from users_app.sample_data import generate_sample_csv
@@ -19,8 +19,8 @@ ROWS = 200_000
 BATCH = 5_000
 
 
-def import_command(path) -> list[str]:
-    return [sys.executable, "manage.py", "import_csv", str(path), "--batch-size", str(BATCH)]
+def import_command(path, *options: str) -> list[str]:
+    return [sys.executable, "manage.py", "import_csv", str(path), "--batch-size", str(BATCH), *options]
 
 
 def child_environment() -> dict:
@@ -60,14 +60,61 @@ def test_an_import_killed_part_way_then_run_again_equals_one_clean_import(postgr
     resumed = database_snapshot()
     assert ImportRun.objects.get().status == ImportRun.Status.COMPLETED
 
-    tables = ", ".join(
-        connection.ops.quote_name(m._meta.db_table) for m in apps.get_app_config("users_app").get_models()
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {tables} CASCADE")
+    empty_database()
     subprocess.run(import_command(path), cwd=PROJECT_DIR, env=env, check=True, stdout=subprocess.DEVNULL)
     clean = database_snapshot()
 
     assert resumed["import_runs"][0][2] == ROWS
     assert len(resumed["raw_records"]) == ROWS - len(resumed["rejects"])
     assert resumed == clean
+
+
+def empty_database() -> None:
+    tables = ", ".join(
+        connection.ops.quote_name(m._meta.db_table) for m in apps.get_app_config("users_app").get_models()
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {tables} CASCADE")
+
+
+def wait_for_copy_elsewhere(process, timeout: float = 120) -> None:
+    """Until another session of this database is writing rows (an offline import shows no progress)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the import ended (exit {process.returncode}) before it could be killed")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND query LIKE 'COPY %%'"
+            )
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.05)
+    pytest.fail(f"no COPY seen within {timeout} s")
+
+
+def test_an_offline_import_killed_part_way_leaves_nothing_and_run_again_equals_a_batched_import(
+    postgres, transactional_db, tmp_path
+):
+    path = tmp_path / "generated-50k.csv"
+    generate_sample_csv(out=path, rows=50_000, seed=2025, malformed=True)
+    env = child_environment()
+    keys = foreign_keys()
+
+    process = subprocess.Popen(import_command(path, "--offline"), cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL)
+    wait_for_copy_elsewhere(process)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert RawRecord.objects.count() == 0
+    assert not ImportRun.objects.exists()
+    assert foreign_keys() == keys  # set aside inside the transaction the kill rolled back
+
+    subprocess.run(import_command(path, "--offline"), cwd=PROJECT_DIR, env=env, check=True, stdout=subprocess.DEVNULL)
+    offline = database_snapshot()
+    assert foreign_keys() == keys
+    empty_database()
+    subprocess.run(import_command(path), cwd=PROJECT_DIR, env=env, check=True, stdout=subprocess.DEVNULL)
+
+    assert len(offline["raw_records"]) == 50_000 - len(offline["rejects"]) > 49_000
+    assert offline == database_snapshot()

@@ -5,9 +5,9 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
-from tests.builders import database_snapshot, ingest, ingest_batch, record
+from tests.builders import database_snapshot, foreign_keys, ingest, ingest_batch, record
 from users_app import bulk
 from users_app.models import BlockedIdentifier, Identifier, Profile, RawRecord
 
@@ -49,15 +49,6 @@ def test_offline_rebuild_gives_what_the_live_one_gives():
 
     assert database_snapshot() == live
     assert Profile.objects.count() == 3  # A+B, C and D apart: the block list holds
-
-
-def foreign_keys() -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE contype = 'f' ORDER BY 1, 2"
-        )
-        return cursor.fetchall()
 
 
 def test_offline_rebuild_puts_every_foreign_key_back(postgres):

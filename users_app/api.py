@@ -172,12 +172,17 @@ class IngestBatchView(IngestBase):
         envelope.is_valid(raise_exception=True)
         results: list[dict | None] = []
         records, positions, message_ids = [], [], []
+        # One serializer validates every item, as DRF's ListSerializer does: building its fields
+        # (deep copies of nested serializers) for each item cost more than storing the records.
+        item_serializer = IngestSerializer()
         for position, item in enumerate(envelope.validated_data["batch"]):
-            serializer = IngestSerializer(data=item)
-            if not serializer.is_valid():
-                results.append(self.result(RecordOutcome("rejected"), None, errors=serializer.errors))
+            try:
+                validated = item_serializer.run_validation(item)
+            except ValidationError as exc:
+                errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+                results.append(self.result(RecordOutcome("rejected"), None, errors=errors))
                 continue
-            message_id = serializer.validated_data.get("message_id")
+            message_id = validated.get("message_id")
             records.append(incoming(item["data"], message_id))
             positions.append(position)
             message_ids.append(message_id)

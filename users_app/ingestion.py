@@ -39,6 +39,8 @@ RETRYABLE_ERRORS = (ResolutionConflict, IntegrityError, OperationalError)
 RETRY_ATTEMPTS = 6
 # What rebuild clears and recomputes, in an order plain DELETEs can follow.
 DERIVED_MODELS = (HeldLink, ProfileMerge, Identifier, ProfileInterest, Profile)
+# What an import or rebuild writes row by row: the tables whose foreign keys an offline run sets aside.
+BULK_LOAD_MODELS = (RawRecord, *DERIVED_MODELS)
 # The raw record columns ``records_ingest`` writes, in the order of its rows.
 RAW_RECORD_FIELDS = (
     "id",
@@ -271,7 +273,7 @@ def profiles_rebuild(
     with (
         exclusive_writer("rebuild"),
         transaction.atomic(),
-        bulk.foreign_keys_set_aside(*DERIVED_MODELS, RawRecord) if offline else nullcontext(),
+        bulk.foreign_keys_set_aside(*BULK_LOAD_MODELS) if offline else nullcontext(),
     ):
         _clear_profiles(truncate=offline)
         rules = IdentityRules.current()

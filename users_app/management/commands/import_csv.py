@@ -1,6 +1,7 @@
 """Import a CSV file of user records into the raw log and profiles.
 
     python manage.py import_csv FILE [--reject-file PATH] [--json] [--batch-size N] [--dry-run] [--wait]
+        [--offline]
 
 Rows are resolved into profiles as the contract (docs/identity.md) says: records sharing a
 cookie or email are one person, the latest created_at wins each trait, an empty value never
@@ -9,6 +10,9 @@ resumes where it stopped. Rejected rows (no usable identifier, unreadable create
 reject file with their line number, reason and original text. ``--dry-run`` does everything in a
 transaction that is rolled back, so its figures are exact and nothing is stored. One import or
 rebuild runs at a time: another one running, the import is refused, or with ``--wait`` queued.
+``--offline`` (PostgreSQL, for a first load of a large file) imports the whole file in one
+transaction, checking foreign keys once at the end: faster, but the admin and API wait for it and
+an interrupted run starts over instead of resuming.
 """
 
 import csv
@@ -37,6 +41,11 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
         parser.add_argument("--dry-run", action="store_true", help="validate and report, store nothing")
         parser.add_argument(
+            "--offline",
+            action="store_true",
+            help="PostgreSQL: one transaction, foreign keys checked at the end; faster, readers wait, no resume",
+        )
+        parser.add_argument(
             "--wait", action="store_true", help="if another import or rebuild is running, wait for it (default: refuse)"
         )
 
@@ -54,6 +63,7 @@ class Command(BaseCommand):
                     path=options["path"],
                     batch_size=options["batch_size"],
                     dry_run=options["dry_run"],
+                    offline=options["offline"],
                     progress=progress,
                     wait_for_writer=self._say_waiting if options["wait"] else None,
                 )
