@@ -1,7 +1,7 @@
 """API throughput and latency under gunicorn, driven by wrk (Debian's package: apt-get install wrk).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/analytics_bench .venv/bin/python bench/api_load.py \\
-        [--seconds 20] [--workers 5]
+        [--seconds 20] [--workers 5] [--only ingest,read]
 
 Starts gunicorn (production settings, sync workers) on the database, makes an ingest and a read key,
 then runs each scenario for ``--seconds`` at a fixed number of connections and reports wrk's
@@ -105,6 +105,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
+    parser.add_argument(
+        "--only", default="ingest,read", help="scenario groups to run: ingest, read (reads alone: no fresh writes)"
+    )
     args = parser.parse_args()
 
     run = str(int(time.time()))
@@ -123,18 +126,19 @@ def main() -> None:
         raw_before = RawRecord.objects.count()
         server = start_gunicorn(args.workers, port, scratch / "gunicorn.log")
         try:
-            scenarios = [
-                ("ingest, single (8 connections)", 1,
-                 wrk(url, ingest_key, 8, args.seconds, LUA / "ingest.lua", run, "1")),
-                ("ingest, batch of 1,000 (2 connections)", 1000,
-                 wrk(url, ingest_key, 2, args.seconds, LUA / "ingest.lua", run, "1000")),
-                ("GET /api/user?email= (8 connections)", 1,
-                 wrk(url, read_key, 8, args.seconds, LUA / "get_paths.lua", str(users))),
-                ("GET /api/user?email= (1 connection: latency without queueing)", 1,
-                 wrk(url, read_key, 1, args.seconds, LUA / "get_paths.lua", str(users))),
-                ("GET /api/cohort/user, 3 filters (8 connections)", 1,
-                 wrk(url, read_key, 8, args.seconds, LUA / "get_paths.lua", str(cohort))),
+            plan = [
+                ("ingest", "ingest, single (8 connections)", 1,
+                 lambda: wrk(url, ingest_key, 8, args.seconds, LUA / "ingest.lua", run, "1")),
+                ("ingest", "ingest, batch of 1,000 (2 connections)", 1000,
+                 lambda: wrk(url, ingest_key, 2, args.seconds, LUA / "ingest.lua", run, "1000")),
+                ("read", "GET /api/user?email= (8 connections)", 1,
+                 lambda: wrk(url, read_key, 8, args.seconds, LUA / "get_paths.lua", str(users))),
+                ("read", "GET /api/user?email= (1 connection: latency without queueing)", 1,
+                 lambda: wrk(url, read_key, 1, args.seconds, LUA / "get_paths.lua", str(users))),
+                ("read", "GET /api/cohort/user, 3 filters (8 connections)", 1,
+                 lambda: wrk(url, read_key, 8, args.seconds, LUA / "get_paths.lua", str(cohort))),
             ]  # fmt: skip
+            scenarios = [(name, per, measure()) for group, name, per, measure in plan if group in args.only.split(",")]
         finally:
             server.terminate()
             server.wait(30)
@@ -148,7 +152,7 @@ def main() -> None:
             f"| {name} | {result['requests/s']:,.0f} | {records:,.0f} | {result['p50']:.1f} | {result['p99']:.1f} "
             f"| {result['non-2xx']} | {result['socket errors']} |"
         )
-    sent = sum(result["requests"] * per_request for _, per_request, result in scenarios[:2])
+    sent = sum(result["requests"] * per_request for name, per_request, result in scenarios if "ingest" in name)
     print(f"\nRaw records stored during the run: {stored:,} (records in the ingest requests wrk counted: {sent:,}).")
 
 
