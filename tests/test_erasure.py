@@ -281,15 +281,27 @@ def test_records_ingested_later_are_dropped_and_counted_when_any_identifier_is_s
     assert not Identifier.objects.filter(value="elsewhere").exists()
 
 
-def test_a_batch_is_checked_against_the_suppression_list_in_one_query(world):
-    erase("--email", ALICE_EMAIL, "--for-real")
-    records = [record() for _ in range(200)] + [record(email=ALICE_EMAIL)]
-
+def suppression_queries(records: list[dict]) -> tuple[int, object]:
     with CaptureQueriesContext(connection) as queries:
         result = ingest_batch(records)
+    return sum(Suppression._meta.db_table in query["sql"] for query in queries.captured_queries), result
+
+
+def test_a_batch_is_checked_against_the_suppression_list_in_two_queries_whatever_its_size(world):
+    erase("--email", ALICE_EMAIL, "--for-real")
+
+    small, _ = suppression_queries([record(), record()])
+    large, result = suppression_queries([record() for _ in range(200)] + [record(email=ALICE_EMAIL)])
 
     assert result.suppressed == 1 and result.accepted == 200
-    assert sum(Suppression._meta.db_table in query["sql"] for query in queries.captured_queries) == 1
+    assert small == large == 2  # a probe (is anyone suppressed?), then one lookup for the whole batch
+
+
+def test_while_nobody_is_suppressed_a_batch_costs_one_probe(db):
+    count, result = suppression_queries([record() for _ in range(200)])
+
+    assert result.accepted == 200
+    assert count == 1
 
 
 def rebuildable() -> dict:
