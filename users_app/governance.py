@@ -123,6 +123,7 @@ class Replay:
     merges: int = 0
     held: int = 0
     profile_of: dict[int, int] = field(default_factory=dict)
+    profile_before: dict[int, int] = field(default_factory=dict)  # raw record id -> its profile before
 
 
 def profiles_replay(profile_ids: Iterable[int]) -> Replay:
@@ -132,7 +133,8 @@ def profiles_replay(profile_ids: Iterable[int]) -> Replay:
     # The resolver's lock order: identifiers, then profiles.
     bulk.rows_matching(Identifier, ["id"], "profile", profiles, lock=True)
     bulk.rows_matching(Profile, ["id"], "id", profiles, lock=True)
-    record_ids = _records_of(profiles)
+    profile_before = dict(bulk.rows_matching(RawRecord, ["id", "profile"], "profile", profiles))
+    record_ids = sorted(profile_before)
     held_before = _held_ids(record_ids)
     bulk.delete_rows(HeldLink, "raw_record", record_ids)
     bulk.delete_rows(ProfileMerge, "raw_record", record_ids)
@@ -140,7 +142,7 @@ def profiles_replay(profile_ids: Iterable[int]) -> Replay:
     bulk.delete_rows(ProfileInterest, "profile", profiles)
     bulk.delete_rows(Profile, "id", profiles)
     rules = IdentityRules.current()
-    replay = Replay(records=len(record_ids))
+    replay = Replay(records=len(record_ids), profile_before=profile_before)
     for chunk in chunked(record_ids, 5000):
         rows = RawRecord.objects.filter(id__in=chunk).order_by("id").values_list("id", "data")
         resolution, _ = records_replay(list(rows), rules)
@@ -156,18 +158,8 @@ def profiles_replay(profile_ids: Iterable[int]) -> Replay:
 
 def _held_ids(record_ids: list[int]) -> dict[tuple, int]:
     """(raw record id, kind, value, reason) -> held link id, for these records."""
-    found = {}
-    for chunk in chunked(record_ids):
-        rows = HeldLink.objects.filter(raw_record_id__in=chunk).values_list(
-            "raw_record", "kind", "value", "reason", "id"
-        )
-        found.update({(raw_id, kind, value, reason): pk for raw_id, kind, value, reason, pk in rows})
-    return found
-
-
-def _records_of(profile_ids: list[int]) -> list[int]:
-    """The ids of the raw records linked to these profiles, in arrival order."""
-    return [raw_id for (raw_id,) in bulk.rows_matching(RawRecord, ["id"], "profile", profile_ids)]
+    rows = bulk.rows_matching(HeldLink, ["raw_record", "kind", "value", "reason", "id"], "raw_record", record_ids)
+    return {(raw_id, kind, value, reason): pk for raw_id, kind, value, reason, pk in rows}
 
 
 def _decide(
@@ -178,8 +170,8 @@ def _decide(
     def work() -> DecisionResult:
         taken = decision()
         reached = reach(taken)
-        records = _records_of(sorted(reached))
         replay = profiles_replay(reached)
+        records = [raw_id for raw_id, pid in replay.profile_before.items() if pid in reached]
         audit_record(
             actor=actor,
             action=AuditEvent.Action.LINK_DECISION,
