@@ -162,6 +162,16 @@ def writer_lock_held_elsewhere(seconds: float = 30):
         holder.join()
 
 
+def indexes() -> list[tuple]:
+    """Every index of the project's tables (PostgreSQL): table, name, definition."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tablename, indexname, indexdef FROM pg_indexes "
+            "WHERE tablename LIKE 'users\\_app\\_%%' OR tablename LIKE 'cohorts\\_app\\_%%' ORDER BY 1, 2"
+        )
+        return cursor.fetchall()
+
+
 def foreign_keys() -> list[tuple]:
     """Every foreign key of the database (PostgreSQL): table, name, definition."""
     with connection.cursor() as cursor:

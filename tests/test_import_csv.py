@@ -8,7 +8,14 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import transaction
 
-from tests.builders import database_snapshot, profile_for, record, write_csv, writer_lock_held_elsewhere
+from tests.builders import (
+    database_snapshot,
+    indexes,
+    profile_for,
+    record,
+    write_csv,
+    writer_lock_held_elsewhere,
+)
 from users_app.importing import csv_import
 from users_app.models import ImportReject, ImportRun, Profile, ProfileMerge, RawRecord
 
@@ -146,6 +153,24 @@ def test_an_offline_import_stores_what_a_batched_import_stores(tmp_path):
     assert (summary["accepted"], summary["rejected"], summary["merges"], summary["warnings"]) == (4, 1, 1, 1)
     assert summary | {"seconds": 0, "import_run": 0} == batched_summary | {"seconds": 0, "import_run": 0}
     assert database_snapshot() == batched
+
+
+def test_an_offline_import_builds_the_indexes_it_set_aside_again(tmp_path, postgres):
+    path = write_csv(
+        tmp_path / "people.csv",
+        [record(cookie="A", email="x@example.com"), record(cookie="B", email="x@example.com"), record(cookie="C")],
+    )
+    before = indexes()
+    during = []
+
+    csv_import(path=path, offline=True, batch_size=1, progress=lambda done, total: during.append(indexes()))
+
+    assert indexes() == before
+    set_aside = {name for _, name, _ in before} - {name for _, name, _ in during[0]}
+    assert {"profile_country_age_idx", "rawrecord_created_at_idx", "profileinterest_by_interest"} <= set_aside
+    # Kept: what the load looks rows up by (unique indexes, the profile a merge hands rows over from).
+    assert not {"identifier_unique_kind_value", "identifier_profile_idx", "rawrecord_unique_source_key"} & set_aside
+    assert sorted(Profile.objects.values_list("cookie_count", flat=True)) == [1, 2]
 
 
 @pytest.mark.parametrize(

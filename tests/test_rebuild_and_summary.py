@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, transaction
 
-from tests.builders import database_snapshot, foreign_keys, ingest, ingest_batch, record
+from tests.builders import database_snapshot, foreign_keys, indexes, ingest, ingest_batch, record
 from users_app import bulk
 from users_app.models import BlockedIdentifier, Identifier, Profile, RawRecord
 
@@ -72,6 +72,19 @@ def test_a_row_breaking_a_key_set_aside_is_refused_when_the_keys_come_back(postg
 
     assert foreign_keys() == before
     assert not Identifier.objects.filter(value="orphan").exists()
+
+
+def test_an_offline_rebuild_builds_the_indexes_it_set_aside_again_even_when_it_fails(postgres):
+    ingest(record(cookie="A", email="x@example.com"), record(cookie="B", email="x@example.com"))
+    before = indexes()
+
+    call_command("rebuild_profiles", "--offline", stdout=StringIO())
+    assert indexes() == before
+
+    with pytest.raises(ZeroDivisionError), transaction.atomic(), bulk.indexes_set_aside(Profile, RawRecord):
+        assert "profile_country_age_idx" not in {name for _, name, _ in indexes()}
+        1 / 0
+    assert indexes() == before
 
 
 def test_rebuild_applies_a_block_list_added_later_and_keeps_every_raw_record():

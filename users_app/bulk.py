@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import orjson
@@ -274,3 +274,37 @@ def foreign_keys_set_aside(*models: type[Model]) -> Iterator[None]:
     with connection.cursor() as cursor:
         for table, name, definition in keys:
             cursor.execute(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
+
+
+@contextmanager
+def indexes_set_aside(*models: type[Model], keep: Mapping[type[Model], str] | None = None) -> Iterator[None]:
+    """Drop the plain (non-unique) indexes of ``models``' tables and build them again on the way
+    out, inside the caller's transaction (PostgreSQL). ``keep``: per model, a field whose indexes
+    (those it leads) stay because the body looks rows up by it. Unique indexes always stay: they
+    enforce the data's rules and serve the body's lookups.
+
+    Building an index once over the finished table is a sort; keeping it up to date row by row
+    costs a random page visit per row and index. If the body fails, the transaction rolls back
+    with the indexes in place. Elsewhere (SQLite) it does nothing.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    kept = {(model._meta.db_table, model._meta.get_field(name).column) for model, name in (keep or {}).items()}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT t.relname, a.attname, i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) "
+            "FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+            "WHERE i.indrelid = ANY(%s::regclass[]) AND NOT i.indisunique ORDER BY 3",
+            [[model._meta.db_table for model in models]],
+        )
+        indexes = [
+            (name, definition) for table, column, name, definition in cursor.fetchall() if (table, column) not in kept
+        ]
+        for name, _ in indexes:
+            cursor.execute(f"DROP INDEX {name}")  # regclass text: quoted where it needs to be
+    yield
+    with connection.cursor() as cursor:
+        for _, definition in indexes:
+            cursor.execute(definition)

@@ -32,7 +32,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from . import bulk
-from .ingestion import BULK_LOAD_MODELS, IdentityRules, IncomingRecord, records_ingest, run_with_retries
+from .ingestion import IdentityRules, IncomingRecord, offline_load, records_ingest, run_with_retries
 from .locks import exclusive_writer
 from .models import Identifier, ImportReject, ImportRun, Profile, ProfileInterest, RawRecord
 from .normalize import RECORD_FIELDS
@@ -266,7 +266,7 @@ def csv_import(
             # A dry run does all the work in a transaction it then rolls back: its figures are exact.
             with (
                 transaction.atomic() if dry_run or offline else nullcontext(),
-                bulk.foreign_keys_set_aside(*BULK_LOAD_MODELS) if offline else nullcontext(),
+                offline_load() if offline else nullcontext(),
             ):
                 _import_locked(path, columns, facts, batch_size, summary, progress, on_start)
                 if dry_run:

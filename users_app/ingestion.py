@@ -10,8 +10,8 @@ log through the same parser and resolver.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -39,8 +39,12 @@ RETRYABLE_ERRORS = (ResolutionConflict, IntegrityError, OperationalError)
 RETRY_ATTEMPTS = 6
 # What rebuild clears and recomputes, in an order plain DELETEs can follow.
 DERIVED_MODELS = (HeldLink, ProfileMerge, Identifier, ProfileInterest, Profile)
-# What an import or rebuild writes row by row: the tables whose foreign keys an offline run sets aside.
+# What an import or rebuild writes row by row: the tables whose foreign keys and plain indexes an
+# offline run sets aside.
 BULK_LOAD_MODELS = (RawRecord, *DERIVED_MODELS)
+# The plain indexes an import or rebuild reads while it writes (to hand a merged profile's
+# identifiers and raw records over to the one it went into): an offline run keeps them.
+BULK_LOAD_LOOKUPS = {Identifier: "profile", RawRecord: "profile"}
 # The raw record columns ``records_ingest`` writes, in the order of its rows.
 RAW_RECORD_FIELDS = (
     "id",
@@ -128,6 +132,18 @@ class IngestResult:
     @property
     def suppressed(self) -> int:
         return sum(1 for o in self.outcomes if o.status == "suppressed")
+
+
+@contextmanager
+def offline_load() -> Iterator[None]:
+    """What an offline import or rebuild sets aside until it ends, inside its transaction
+    (PostgreSQL): the foreign keys of the tables it writes, checked once at the end, and the
+    indexes it never reads, built once at the end. Readers of those tables wait meanwhile."""
+    with (
+        bulk.foreign_keys_set_aside(*BULK_LOAD_MODELS),
+        bulk.indexes_set_aside(*BULK_LOAD_MODELS, keep=BULK_LOAD_LOOKUPS),
+    ):
+        yield
 
 
 def run_with_retries(work: Callable[[], object], attempts: int = RETRY_ATTEMPTS):
@@ -273,7 +289,7 @@ def profiles_rebuild(
     with (
         exclusive_writer("rebuild"),
         transaction.atomic(),
-        bulk.foreign_keys_set_aside(*BULK_LOAD_MODELS) if offline else nullcontext(),
+        offline_load() if offline else nullcontext(),
     ):
         _clear_profiles(truncate=offline)
         rules = IdentityRules.current()
