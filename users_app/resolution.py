@@ -436,14 +436,12 @@ def _write_interests(survivors: list[ProfileState], labels: dict[str, str]) -> N
 
 def interest_ids_for(keys: set[str], labels: dict[str, str]) -> dict[str, int]:
     """Interest ids by key, creating the interests not seen before."""
-    found = {}
-    for chunk in chunked(sorted(keys)):
-        found.update(Interest.objects.filter(key__in=chunk).values_list("key", "id"))
+    # bulk.rows_matching, not the ORM: every single-record ingest looks its interests up.
+    found = dict(bulk.rows_matching(Interest, ["key", "id"], "key", sorted(keys)))
     missing = keys - found.keys()
     if missing:
         Interest.objects.bulk_create(
             [Interest(key=key, name=labels.get(key, key)) for key in sorted(missing)], ignore_conflicts=True
         )
-        for chunk in chunked(sorted(missing)):
-            found.update(Interest.objects.filter(key__in=chunk).values_list("key", "id"))
+        found.update(bulk.rows_matching(Interest, ["key", "id"], "key", sorted(missing)))
     return found
