@@ -251,7 +251,8 @@ def csv_import(
     ``wait_for_writer``, calls it and waits for its turn.
 
     ``offline`` (for a first load of a large file, PostgreSQL) runs the whole file in one
-    transaction with the foreign keys checked once at the end instead of row by row: faster, but
+    transaction with the foreign keys checked and the indexes it does not read built once at the end
+    (``ingestion.offline_load``) instead of row by row: faster, but
     readers of the profile tables wait until it ends, and an interrupted run leaves nothing behind
     (the next run starts over) instead of resuming."""
     path = Path(path)

@@ -423,7 +423,7 @@ def _write(states, parent, find, owners, new_identifiers, ledger, labels) -> Non
 
 
 def _write_interests(survivors: list[ProfileState], labels: dict[str, str]) -> None:
-    wanted = {s.id: s.interests - s.stored_interests for s in survivors if s.interests - s.stored_interests}
+    wanted = {s.id: new for s in survivors if (new := s.interests - s.stored_interests)}
     if not wanted:
         return
     interest_ids = interest_ids_for(set().union(*wanted.values()), labels)

@@ -11,8 +11,8 @@ reject file with their line number, reason and original text. ``--dry-run`` does
 transaction that is rolled back, so its figures are exact and nothing is stored. One import or
 rebuild runs at a time: another one running, the import is refused, or with ``--wait`` queued.
 ``--offline`` (PostgreSQL, for a first load of a large file) imports the whole file in one
-transaction, checking foreign keys once at the end: faster, but the admin and API wait for it and
-an interrupted run starts over instead of resuming.
+transaction, checking foreign keys and building the indexes it does not read once at the end:
+faster, but the admin and API wait for it and an interrupted run starts over instead of resuming.
 """
 
 import csv
@@ -43,7 +43,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--offline",
             action="store_true",
-            help="PostgreSQL: one transaction, foreign keys checked at the end; faster, readers wait, no resume",
+            help="PostgreSQL: one transaction, keys and indexes done at the end; faster, readers wait, no resume",
         )
         parser.add_argument(
             "--wait", action="store_true", help="if another import or rebuild is running, wait for it (default: refuse)"
