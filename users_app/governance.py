@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from . import bulk
 from .audit import audit_record
-from .ingestion import IdentityRules, records_replay, run_with_retries
+from .ingestion import REPLAY_FIELDS, IdentityRules, records_replay, run_with_retries
 from .locks import exclusive_writer
 from .models import (
     AuditEvent,
@@ -144,7 +144,7 @@ def profiles_replay(profile_ids: Iterable[int]) -> Replay:
     rules = IdentityRules.current()
     replay = Replay(records=len(record_ids), profile_before=profile_before)
     for chunk in chunked(record_ids, 5000):
-        rows = RawRecord.objects.filter(id__in=chunk).order_by("id").values_list("id", "data")
+        rows = RawRecord.objects.filter(id__in=chunk).order_by("id").values_list(*REPLAY_FIELDS)
         resolution, _ = records_replay(list(rows), rules)
         replay.merges += resolution.merges
         replay.held += resolution.held

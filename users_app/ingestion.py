@@ -45,6 +45,8 @@ BULK_LOAD_MODELS = (RawRecord, *DERIVED_MODELS)
 # The plain indexes an import or rebuild reads while it writes (to hand a merged profile's
 # identifiers and raw records over to the one it went into): an offline run keeps them.
 BULK_LOAD_LOOKUPS = {Identifier: "profile", RawRecord: "profile"}
+# What ``records_replay`` reads of each raw record: its data, and the profile and outcome it has.
+REPLAY_FIELDS = ("id", "data", "profile", "outcome")
 # The raw record columns ``records_ingest`` writes, in the order of its rows.
 RAW_RECORD_FIELDS = (
     "id",
@@ -296,7 +298,9 @@ def profiles_rebuild(
         rules = IdentityRules.current()
         last_id = 0
         while True:
-            batch = list(RawRecord.objects.filter(id__gt=last_id).order_by("id").values_list("id", "data")[:batch_size])
+            batch = list(
+                RawRecord.objects.filter(id__gt=last_id).order_by("id").values_list(*REPLAY_FIELDS)[:batch_size]
+            )
             if not batch:
                 break
             last_id = batch[-1][0]
@@ -315,13 +319,15 @@ def profiles_rebuild(
 
 
 def records_replay(rows: Sequence[tuple[int, dict]], rules: IdentityRules) -> tuple[Resolution, list[int]]:
-    """Resolve stored raw records (``(id, data)`` in arrival order) again and point each at its
-    profile; the profiles they built must be cleared first. Returns the resolution and the ids of
-    the records that link to no one under the current rules. Rebuild and the replay after a
-    link decision (``users_app.governance``) both run it."""
+    """Resolve stored raw records again and point each at its profile; the profiles they built must
+    be cleared first. ``rows``: ``REPLAY_FIELDS`` of the records, in arrival order. Returns the
+    resolution and the ids of the records that link to no one under the current rules. Rebuild
+    and the replay after a link decision (``users_app.governance``) both run it."""
     stored = []
     unlinked = []
-    for raw_id, data in rows:
+    before = {}
+    for raw_id, data, profile_id, outcome in rows:
+        before[raw_id] = (profile_id, outcome)
         try:
             stored.append(StoredRecord(raw_id, rules.parse(data)))
         except RecordRejected:
@@ -330,13 +336,17 @@ def records_replay(rows: Sequence[tuple[int, dict]], rules: IdentityRules) -> tu
     # Erasure deleted its person's records; one holding a suppressed identifier all the same
     # (e.g. unlinked back then by the block list) stays in the log but links to no one.
     unlinked.extend(sorted(resolution.suppressed))
-    # Most records keep their profile and outcome: update_rows leaves those rows untouched.
+    # Most records keep their profile and outcome: only the others are written.
     bulk.update_rows(
         RawRecord,
         ["profile", "outcome"],
-        [(raw_id, pid, resolution.outcome_of[raw_id]) for raw_id, pid in resolution.profile_of.items()],
+        [
+            (raw_id, pid, outcome)
+            for raw_id, pid in resolution.profile_of.items()
+            if before[raw_id] != (pid, outcome := resolution.outcome_of[raw_id])
+        ],
     )
-    bulk.update_rows(RawRecord, ["profile"], [(raw_id, None) for raw_id in unlinked])
+    bulk.update_rows(RawRecord, ["profile"], [(raw_id, None) for raw_id in unlinked if before[raw_id][0] is not None])
     return resolution, unlinked
 
 
