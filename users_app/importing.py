@@ -440,7 +440,8 @@ def _import_batch(run: ImportRun, columns: list[str], batch: list[CsvRow], rules
         )
 
     def work():
-        result = records_ingest(records=incoming, rules=rules)
+        # A line is stored in the batch that moves the run's resume point past it, never before.
+        result = records_ingest(records=incoming, rules=rules, keys_new=True)
         rejects = unreadable + [
             ImportReject(
                 import_run=run,

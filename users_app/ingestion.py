@@ -161,8 +161,13 @@ def run_with_retries(work: Callable[[], object], attempts: int = RETRY_ATTEMPTS)
     raise AssertionError("unreachable")
 
 
-def records_ingest(*, records: Sequence[IncomingRecord], rules: IdentityRules | None = None) -> IngestResult:
-    """Store and resolve a batch of records atomically. Run it through ``run_with_retries``."""
+def records_ingest(
+    *, records: Sequence[IncomingRecord], rules: IdentityRules | None = None, keys_new: bool = False
+) -> IngestResult:
+    """Store and resolve a batch of records atomically. Run it through ``run_with_retries``.
+
+    ``keys_new``: the caller knows no record's source key is stored yet (an import's lines past its
+    resume point), so they are not looked up; the keys' unique constraint still refuses a repeat."""
     rules = rules or IdentityRules.current()
     outcomes: list[RecordOutcome | None] = [None] * len(records)
     parsed: list[tuple[int, IncomingRecord, ParsedRecord]] = []
@@ -176,7 +181,7 @@ def records_ingest(*, records: Sequence[IncomingRecord], rules: IdentityRules | 
     _suppress_rejected(records, outcomes, rules)
 
     with transaction.atomic():
-        stored = _already_stored([r.source_key for _, r, _ in parsed if r.source_key])
+        stored = {} if keys_new else _already_stored([r.source_key for _, r, _ in parsed if r.source_key])
         fresh: list[tuple[int, IncomingRecord, ParsedRecord]] = []
         first_of_key: dict[str, int] = {}
         for index, record, values in parsed:
