@@ -323,7 +323,7 @@ def profiles_rebuild(
     return result
 
 
-def records_replay(rows: Sequence[tuple[int, dict]], rules: IdentityRules) -> tuple[Resolution, list[int]]:
+def records_replay(rows: Sequence[tuple], rules: IdentityRules) -> tuple[Resolution, list[int]]:
     """Resolve stored raw records again and point each at its profile; the profiles they built must
     be cleared first. ``rows``: ``REPLAY_FIELDS`` of the records, in arrival order. Returns the
     resolution and the ids of the records that link to no one under the current rules. Rebuild

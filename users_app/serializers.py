@@ -231,7 +231,7 @@ def _plain_interests(value: object) -> bool:
 
 def plainly_valid_item(item: object) -> bool:
     """Whether ``IngestSerializer`` surely accepts ``item`` as it is (the same ``data`` and
-    ``message_id``), decided without it: the batch route asks the serializer only about the other
+    ``message_id``), decided without it: the ingest routes ask the serializer only about the other
     items, for its precise errors. DRF's field machinery costs ~90 µs an item, a third of a batch's
     time. False means "ask the serializer", not "invalid" (tests/api/test_plain_items.py checks
     that every item this accepts, the serializer accepts unchanged)."""
