@@ -162,21 +162,24 @@ def writer_lock_held_elsewhere(seconds: float = 30):
         holder.join()
 
 
+def catalog_rows(sql: str) -> list[tuple]:
+    """The rows of a query on PostgreSQL's catalog."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return cursor.fetchall()
+
+
 def indexes() -> list[tuple]:
     """Every index of the project's tables (PostgreSQL): table, name, definition."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT tablename, indexname, indexdef FROM pg_indexes "
-            "WHERE tablename LIKE 'users\\_app\\_%%' OR tablename LIKE 'cohorts\\_app\\_%%' ORDER BY 1, 2"
-        )
-        return cursor.fetchall()
+    return catalog_rows(
+        "SELECT tablename, indexname, indexdef FROM pg_indexes "
+        "WHERE tablename LIKE 'users\\_app\\_%' OR tablename LIKE 'cohorts\\_app\\_%' ORDER BY 1, 2"
+    )
 
 
 def foreign_keys() -> list[tuple]:
     """Every foreign key of the database (PostgreSQL): table, name, definition."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE contype = 'f' ORDER BY 1, 2"
-        )
-        return cursor.fetchall()
+    return catalog_rows(
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE contype = 'f' ORDER BY 1, 2"
+    )

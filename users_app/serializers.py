@@ -219,9 +219,9 @@ def _plain_scalar(value: object) -> bool:
 
 
 def _plain_interests(value: object) -> bool:
-    items = value.split("|") if type(value) is str else value
     if value is None:
         return True
+    items = value.split("|") if type(value) is str else value
     return (
         type(items) is list
         and len(items) <= MAX_INTERESTS
