@@ -142,7 +142,7 @@ class ProfileState:
         self.changed = True
 
 
-def _empty_values() -> dict[str, object]:
+def empty_profile_values() -> dict[str, object]:
     return {column: None if column in ("age", "income_min", "income_max") else "" for column in PROFILE_TRAIT_COLUMNS}
 
 
@@ -352,7 +352,7 @@ def resolve_records(records: Sequence[StoredRecord]) -> Resolution:
                 id=record.raw_id,
                 first_seen=created,
                 last_seen=created,
-                values=_empty_values(),
+                values=empty_profile_values(),
                 sources={},
                 interests=set(),
                 is_new=True,
@@ -385,7 +385,11 @@ def resolve_records(records: Sequence[StoredRecord]) -> Resolution:
 
     result.profile_of = {raw_id: find(pid) for raw_id, pid in result.profile_of.items()}
     result.merges = len(ledger)
-    labels = {key: label for r in records for key, label in r.parsed.interests.items()}
+    # A new interest is named by the first record that names it, whatever the batches.
+    labels: dict[str, str] = {}
+    for r in records:
+        for key, label in r.parsed.interests.items():
+            labels.setdefault(key, label)
     _write(states, parent, find, owners, new_identifiers, ledger, labels)
     bulk.insert_rows(HeldLink, ["raw_record", "kind", "value", "reason", "detail", "decision", "held_at"], held)
     return result
