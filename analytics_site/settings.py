@@ -13,6 +13,7 @@ PII_HASH_KEY        default: derived from DJANGO_SECRET_KEY. Key of the HMAC-SHA
 API_RATE_INGEST / API_RATE_READ  requests per key, e.g. 60000/min (per server process)
 DATABASE_CONN_MAX_AGE  default: 60 (seconds a worker keeps its database connection; 0: one per request)
 IMPORT_UPLOAD_DIR   default: uploads/ in the project folder (CSV files uploaded in the admin, while imported)
+FIRST_LOAD_MAX_RECORDS  default: 1000000 (largest offline import or rebuild resolved in memory: ~800 MB)
 DJANGO_LOG_LEVEL    default: WARNING (Django's messages, server errors with their traceback, go to stderr)
 
 HTTPS, in production only (with DJANGO_DEBUG on they are all off, for `make demo` on plain http):
@@ -146,6 +147,9 @@ WHITENOISE_USE_FINDERS = True
 
 IDENTITY_MATCH_PHONE = env.bool("IDENTITY_MATCH_PHONE", default=False)
 IDENTIFIER_BLOCKLIST = env.list("IDENTIFIER_BLOCKLIST", default=[])
+# An offline import into an empty profile store, or a rebuild, of up to this many records is
+# resolved in memory (users_app.first_load), about 800 bytes per record; 0 turns that off.
+FIRST_LOAD_MAX_RECORDS = env.int("FIRST_LOAD_MAX_RECORDS", default=1_000_000)
 # Its own prefix keeps these hashes apart from everything else Django derives from SECRET_KEY.
 PII_HASH_KEY = env.str("PII_HASH_KEY", default="") or f"pii-hash-key:{SECRET_KEY}"
 

@@ -277,34 +277,67 @@ def foreign_keys_set_aside(*models: type[Model]) -> Iterator[None]:
 
 
 @contextmanager
-def indexes_set_aside(*models: type[Model], keep: Mapping[type[Model], str] | None = None) -> Iterator[None]:
+def indexes_set_aside(
+    *models: type[Model], keep: Mapping[type[Model], str] | None = None, unique: bool = False
+) -> Iterator[None]:
     """Drop the plain (non-unique) indexes of ``models``' tables and build them again on the way
     out, inside the caller's transaction (PostgreSQL). ``keep``: per model, a field whose indexes
-    (those it leads) stay because the body looks rows up by it. Unique indexes always stay: they
-    enforce the data's rules and serve the body's lookups.
+    (those it leads) stay because the body looks rows up by it. Unique indexes stay unless
+    ``unique``, for a body that neither looks rows up by them nor relies on them to refuse a
+    repeat: building them again at the end checks every row all the same. Primary keys always stay.
 
     Building an index once over the finished table is a sort; keeping it up to date row by row
-    costs a random page visit per row and index. If the body fails, the transaction rolls back
-    with the indexes in place. Elsewhere (SQLite) it does nothing.
+    costs a random page visit per row and index. If the body fails, or a row breaks a unique
+    index, the transaction rolls back with the indexes in place. Elsewhere (SQLite) it does nothing.
     """
     if connection.vendor != "postgresql":
         yield
         return
     kept = {(model._meta.db_table, model._meta.get_field(name).column) for model, name in (keep or {}).items()}
+    quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT t.relname, a.attname, i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) "
+            "SELECT t.relname, a.attname, i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), "
+            "c.conname, pg_get_constraintdef(c.oid) "
             "FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid "
             "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
-            "WHERE i.indrelid = ANY(%s::regclass[]) AND NOT i.indisunique ORDER BY 3",
-            [[model._meta.db_table for model in models]],
+            "LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.contype = 'u' "
+            "WHERE i.indrelid = ANY(%s::regclass[]) AND NOT i.indisprimary AND (NOT i.indisunique OR %s) "
+            "ORDER BY 3",
+            [[model._meta.db_table for model in models], unique],
         )
-        indexes = [
-            (name, definition) for table, column, name, definition in cursor.fetchall() if (table, column) not in kept
-        ]
-        for name, _ in indexes:
-            cursor.execute(f"DROP INDEX {name}")  # regclass text: quoted where it needs to be
+        # (DROP statement, statement that builds it again); a unique constraint goes through ALTER TABLE.
+        statements = [
+            (f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(constraint)}",
+             f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(constraint)} {constraint_definition}")
+            if constraint
+            else (f"DROP INDEX {name}", definition)  # regclass text: quoted where it needs to be
+            for table, column, name, definition, constraint, constraint_definition in cursor.fetchall()
+            if (table, column) not in kept
+        ]  # fmt: skip
+        for drop, _ in statements:
+            cursor.execute(drop)
     yield
     with connection.cursor() as cursor:
-        for _, definition in indexes:
-            cursor.execute(definition)
+        for _, build in statements:
+            cursor.execute(build)
+
+
+def replace_values(model: type[Model], column: str, replacements: Mapping) -> None:
+    """Set ``column`` to ``replacements[old]`` in the rows where it holds ``old``."""
+    if not replacements:
+        return
+    field = _columns(model, [column])[0]
+    table = _table(model)
+    target = connection.ops.quote_name(field.column)
+    pairs = list(replacements.items())
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            kind = field.db_type(connection)
+            cursor.execute(
+                f"UPDATE {table} SET {target} = m.new FROM unnest(%s::{kind}[], %s::{kind}[]) AS m(old, new) "
+                f"WHERE {table}.{target} = m.old",
+                [[old for old, _ in pairs], [new for _, new in pairs]],
+            )
+            return
+        cursor.executemany(f"UPDATE {table} SET {target} = %s WHERE {target} = %s", [(new, old) for old, new in pairs])

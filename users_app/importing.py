@@ -32,10 +32,19 @@ from django.db.models import F
 from django.utils import timezone
 
 from . import bulk
-from .ingestion import IdentityRules, IncomingRecord, offline_load, records_ingest, run_with_retries
+from .first_load import FirstLoad, first_load_possible
+from .ingestion import (
+    IdentityRules,
+    IncomingRecord,
+    first_load_run,
+    offline_load,
+    records_ingest,
+    run_with_retries,
+)
 from .locks import exclusive_writer
 from .models import Identifier, ImportReject, ImportRun, Profile, ProfileInterest, RawRecord
 from .normalize import RECORD_FIELDS
+from .resolution import resolve_records
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +113,7 @@ class ImportSummary:
     already_imported: bool = False
     resumed_after_line: int = 0
     dry_run: bool = False
+    first_load: bool = False  # resolved in memory into an empty profile store (``first_load``)
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
@@ -250,11 +260,11 @@ def csv_import(
     While another import or rebuild runs, the import is refused (WriterBusy), or, given
     ``wait_for_writer``, calls it and waits for its turn.
 
-    ``offline`` (for a first load of a large file, PostgreSQL) runs the whole file in one
-    transaction with the foreign keys checked and the indexes it does not read built once at the end
-    (``ingestion.offline_load``) instead of row by row: faster, but
-    readers of the profile tables wait until it ends, and an interrupted run leaves nothing behind
-    (the next run starts over) instead of resuming."""
+    ``offline`` (for a first load of a large file) runs the whole file in one transaction with the
+    foreign keys checked and the indexes it does not read built once at the end (PostgreSQL,
+    ``ingestion.offline_load``) instead of row by row, and into an empty profile store resolves it in
+    memory (``first_load``): faster, but readers of the profile tables wait until it ends, and an
+    interrupted run leaves nothing behind (the next run starts over) instead of resuming."""
     path = Path(path)
     if not path.is_file():
         raise ImportFileError(f"{path}: no such file.")
@@ -265,11 +275,8 @@ def csv_import(
     with exclusive_writer("import", wait=wait_for_writer is not None, on_wait=wait_for_writer):
         try:
             # A dry run does all the work in a transaction it then rolls back: its figures are exact.
-            with (
-                transaction.atomic() if dry_run or offline else nullcontext(),
-                offline_load() if offline else nullcontext(),
-            ):
-                _import_locked(path, columns, facts, batch_size, summary, progress, on_start)
+            with transaction.atomic() if dry_run or offline else nullcontext():
+                _import_locked(path, columns, facts, batch_size, summary, progress, on_start, offline)
                 if dry_run:
                     raise _DryRun
         except _DryRun:
@@ -356,7 +363,7 @@ def row_problem(row: CsvRow) -> str | None:
     return None
 
 
-def _import_locked(path, columns, facts, batch_size, summary, progress, on_start) -> None:
+def _import_locked(path, columns, facts, batch_size, summary, progress, on_start, offline) -> None:
     # Holding the lock, any run still marked running died without finishing.
     ImportRun.objects.filter(status=ImportRun.Status.RUNNING).update(status=ImportRun.Status.INTERRUPTED)
     run = ImportRun.objects.filter(sha256=facts.sha256).first()
@@ -378,7 +385,14 @@ def _import_locked(path, columns, facts, batch_size, summary, progress, on_start
         on_start(summary)
 
     try:
-        _import_rows(path, run, columns, facts.size, batch_size, progress)
+        with offline_load() if offline else nullcontext():
+            # An offline import of a file into an empty profile store resolves it all in memory.
+            first_load = (
+                FirstLoad() if offline and not run.lines_done and first_load_possible(facts.lines - 1) else None
+            )
+            summary.first_load = first_load is not None
+            with first_load_run(first_load, offline=offline):
+                _import_rows(path, run, columns, facts.size, batch_size, progress, first_load)
     except BaseException as exc:
         if not summary.dry_run:
             stopped = ImportRun.Status.FAILED if isinstance(exc, Exception) else ImportRun.Status.INTERRUPTED
@@ -392,7 +406,7 @@ def _import_locked(path, columns, facts, batch_size, summary, progress, on_start
         setattr(summary, name, getattr(run, name))
 
 
-def _import_rows(path, run, columns, size, batch_size, progress) -> None:
+def _import_rows(path, run, columns, size, batch_size, progress, first_load) -> None:
     rules = IdentityRules.current()
     with path.open("rb") as binary:
         rows = read_rows(io.TextIOWrapper(binary, encoding="utf-8-sig", newline=""))
@@ -403,18 +417,22 @@ def _import_rows(path, run, columns, size, batch_size, progress) -> None:
                 continue
             batch.append(row)
             if len(batch) >= batch_size:
-                _import_batch(run, columns, batch, rules)
+                _import_batch(run, columns, batch, rules, first_load)
                 batch = []
                 reset_queries()  # with DEBUG on, Django would keep every batch's SQL text
                 if progress:
                     progress(binary.tell(), size)
         if batch:
-            _import_batch(run, columns, batch, rules)
+            _import_batch(run, columns, batch, rules, first_load)
+        if first_load:
+            first_load.finish()
         if progress:
             progress(size, size)
 
 
-def _import_batch(run: ImportRun, columns: list[str], batch: list[CsvRow], rules: IdentityRules) -> None:
+def _import_batch(
+    run: ImportRun, columns: list[str], batch: list[CsvRow], rules: IdentityRules, first_load: FirstLoad | None
+) -> None:
     incoming: list[IncomingRecord] = []
     unreadable: list[ImportReject] = []
     originals: dict[int, str] = {}
@@ -441,7 +459,9 @@ def _import_batch(run: ImportRun, columns: list[str], batch: list[CsvRow], rules
 
     def work():
         # A line is stored in the batch that moves the run's resume point past it, never before.
-        result = records_ingest(records=incoming, rules=rules, keys_new=True)
+        result = records_ingest(
+            records=incoming, rules=rules, keys_new=True, resolve=first_load.resolve if first_load else resolve_records
+        )
         rejects = unreadable + [
             ImportReject(
                 import_run=run,

@@ -19,6 +19,7 @@ from django.db import IntegrityError, OperationalError, connection, reset_querie
 from django.utils import timezone
 
 from . import bulk
+from .first_load import FirstLoad, collector_paused, first_load_possible
 from .locks import exclusive_writer
 from .models import HeldLink, Identifier, Profile, ProfileInterest, ProfileMerge, RawRecord
 from .normalize import (
@@ -148,6 +149,19 @@ def offline_load() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def first_load_run(loader: FirstLoad | None, *, offline: bool) -> Iterator[None]:
+    """What a first load (``users_app.first_load``) changes while it runs: the cycle collector
+    paused and, offline, the indexes an offline load keeps set aside as well, since a first load
+    looks nothing up (building the unique ones again checks every row). Enter it inside
+    ``offline_load``, whose locks keep other writers out from the first-load check on."""
+    if loader is None:
+        yield
+        return
+    with collector_paused(), bulk.indexes_set_aside(*BULK_LOAD_MODELS, unique=True) if offline else nullcontext():
+        yield
+
+
 def run_with_retries(work: Callable[[], object], attempts: int = RETRY_ATTEMPTS):
     """Run ``work`` in a transaction, again from the start when a concurrent writer got in the way."""
     for attempt in range(attempts):
@@ -162,12 +176,18 @@ def run_with_retries(work: Callable[[], object], attempts: int = RETRY_ATTEMPTS)
 
 
 def records_ingest(
-    *, records: Sequence[IncomingRecord], rules: IdentityRules | None = None, keys_new: bool = False
+    *,
+    records: Sequence[IncomingRecord],
+    rules: IdentityRules | None = None,
+    keys_new: bool = False,
+    resolve: Callable[[Sequence[StoredRecord]], Resolution] = resolve_records,
 ) -> IngestResult:
     """Store and resolve a batch of records atomically. Run it through ``run_with_retries``.
 
     ``keys_new``: the caller knows no record's source key is stored yet (an import's lines past its
-    resume point), so they are not looked up; the keys' unique constraint still refuses a repeat."""
+    resume point), so they are not looked up; the keys' unique constraint still refuses a repeat.
+    ``resolve``: the resolver, ``resolution.resolve_records`` unless a first load's
+    (``first_load.FirstLoad.resolve``)."""
     rules = rules or IdentityRules.current()
     outcomes: list[RecordOutcome | None] = [None] * len(records)
     parsed: list[tuple[int, IncomingRecord, ParsedRecord]] = []
@@ -195,7 +215,7 @@ def records_ingest(
                     first_of_key[key] = index
                 fresh.append((index, record, values))
         raw_ids = bulk.allocate_ids(RawRecord, len(fresh))
-        resolution = resolve_records(
+        resolution = resolve(
             [StoredRecord(raw_id, values) for raw_id, (_, _, values) in zip(raw_ids, fresh, strict=True)]
         )
         suppressed = resolution.suppressed
@@ -278,6 +298,7 @@ class RebuildResult:
     suppressed: int = 0  # of those, records holding an identifier of a person erased on request
     profiles_created: int = 0
     merges: int = 0
+    first_load: bool = False  # resolved in memory (``first_load``)
     unlinked_ids: list[int] = field(default_factory=list)
 
 
@@ -286,44 +307,53 @@ def profiles_rebuild(
 ) -> RebuildResult:
     """Recompute profiles, identifiers, interests and the merge ledger from the raw log.
 
-    Replays raw records in arrival order through the same parser and resolver as ingestion,
-    in one transaction, while holding the writer lock so no import runs meanwhile. Readers see
+    Replays raw records in arrival order through the same parser and rules as ingestion (in
+    memory when ``first_load`` allows), in one transaction, while holding the writer lock so no
+    import runs meanwhile. Readers see
     the old profiles until it commits. ``offline`` (PostgreSQL) empties the derived tables with
     TRUNCATE and checks foreign keys and builds the indexes it does not read once at the end
     (``offline_load``) instead of row by row: faster, but readers
     of those tables wait until the rebuild ends.
     """
     result = RebuildResult()
-    with (
-        exclusive_writer("rebuild"),
-        transaction.atomic(),
-        offline_load() if offline else nullcontext(),
-    ):
-        _clear_profiles(truncate=offline)
-        rules = IdentityRules.current()
-        last_id = 0
-        while True:
-            batch = list(
-                RawRecord.objects.filter(id__gt=last_id).order_by("id").values_list(*REPLAY_FIELDS)[:batch_size]
-            )
-            if not batch:
-                break
-            last_id = batch[-1][0]
-            resolution, unlinked = records_replay(batch, rules)
-            result.suppressed += len(resolution.suppressed)
-            result.unlinked_ids.extend(unlinked)
-            result.raw_records += len(batch)
-            result.profiles_created += resolution.profiles_created
-            result.merges += resolution.merges
-            reset_queries()  # with DEBUG on, Django would keep every batch's SQL text
-            if progress:
-                progress(len(batch))
+    with exclusive_writer("rebuild"), transaction.atomic(), offline_load() if offline else nullcontext():
+        # With the profiles cleared, the whole log can be resolved in memory (``first_load``).
+        loader = FirstLoad() if first_load_possible(RawRecord.objects.count(), clearing=True) else None
+        result.first_load = loader is not None
+        with first_load_run(loader, offline=offline):
+            _clear_profiles(truncate=offline)
+            rules = IdentityRules.current()
+            last_id = 0
+            while True:
+                batch = list(
+                    RawRecord.objects.filter(id__gt=last_id).order_by("id").values_list(*REPLAY_FIELDS)[:batch_size]
+                )
+                if not batch:
+                    break
+                last_id = batch[-1][0]
+                resolution, unlinked = records_replay(
+                    batch, rules, resolve=loader.resolve if loader else resolve_records
+                )
+                result.suppressed += len(resolution.suppressed)
+                result.unlinked_ids.extend(unlinked)
+                result.raw_records += len(batch)
+                result.profiles_created += resolution.profiles_created
+                result.merges += resolution.merges
+                reset_queries()  # with DEBUG on, Django would keep every batch's SQL text
+                if progress:
+                    progress(len(batch))
+            if loader:
+                loader.finish()
     bulk.analyze(RawRecord, Profile, Identifier, ProfileInterest, ProfileMerge, HeldLink)
     result.unlinked = len(result.unlinked_ids)
     return result
 
 
-def records_replay(rows: Sequence[tuple], rules: IdentityRules) -> tuple[Resolution, list[int]]:
+def records_replay(
+    rows: Sequence[tuple],
+    rules: IdentityRules,
+    resolve: Callable[[Sequence[StoredRecord]], Resolution] = resolve_records,
+) -> tuple[Resolution, list[int]]:
     """Resolve stored raw records again and point each at its profile; the profiles they built must
     be cleared first. ``rows``: ``REPLAY_FIELDS`` of the records, in arrival order. Returns the
     resolution and the ids of the records that link to no one under the current rules. Rebuild
@@ -337,7 +367,7 @@ def records_replay(rows: Sequence[tuple], rules: IdentityRules) -> tuple[Resolut
             stored.append(StoredRecord(raw_id, rules.parse(data)))
         except RecordRejected:
             unlinked.append(raw_id)
-    resolution = resolve_records(stored)
+    resolution = resolve(stored)
     # Erasure deleted its person's records; one holding a suppressed identifier all the same
     # (e.g. unlinked back then by the block list) stays in the log but links to no one.
     unlinked.extend(sorted(resolution.suppressed))

@@ -10,9 +10,10 @@ resumes where it stopped. Rejected rows (no usable identifier, unreadable create
 reject file with their line number, reason and original text. ``--dry-run`` does everything in a
 transaction that is rolled back, so its figures are exact and nothing is stored. One import or
 rebuild runs at a time: another one running, the import is refused, or with ``--wait`` queued.
-``--offline`` (PostgreSQL, for a first load of a large file) imports the whole file in one
-transaction, checking foreign keys and building the indexes it does not read once at the end:
-faster, but the admin and API wait for it and an interrupted run starts over instead of resuming.
+``--offline`` (for a first load of a large file) imports the whole file in one transaction,
+checking foreign keys and building the indexes it does not read once at the end (PostgreSQL), and
+into an empty profile store resolves it in memory (``users_app.first_load``): faster, but the
+admin and API wait for it and an interrupted run starts over instead of resuming.
 """
 
 import csv
@@ -82,6 +83,7 @@ class Command(BaseCommand):
                     f"{summary.warnings} with warnings, {summary.profiles_created} profiles created, "
                     f"{summary.merges} merges in {summary.seconds:.1f} s"
                     + (f" (resumed after line {summary.resumed_after_line})" if summary.resumed_after_line else "")
+                    + (" (first load: resolved in memory)" if summary.first_load else "")
                     + (
                         f"; {summary.suppressed} rows dropped: they hold identifiers of people erased on request"
                         if summary.suppressed

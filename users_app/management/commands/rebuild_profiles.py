@@ -2,10 +2,11 @@
 
     python manage.py rebuild_profiles [--json] [--batch-size N] [--offline]
 
-Replays every raw record in arrival order through the same resolver as import and ingestion, in
-one transaction, so the result equals what incremental ingestion built (and picks up a changed
-block list). Refused while an import runs. Readers see the old profiles until it ends; with
-``--offline`` (PostgreSQL) they wait instead, and the rebuild runs faster (BENCHMARKS.md).
+Replays every raw record in arrival order with the same rules as import and ingestion (in memory
+up to ``FIRST_LOAD_MAX_RECORDS`` records, ``users_app.first_load``), in one transaction, so the
+result equals what incremental ingestion built (and picks up a changed block list). Refused while
+an import runs. Readers see the old profiles until it ends; with ``--offline`` (PostgreSQL) they
+wait instead, and the rebuild runs faster (BENCHMARKS.md).
 """
 
 import json
@@ -49,6 +50,7 @@ class Command(BaseCommand):
                 f"Rebuilt {counts['profiles']} profiles ({counts['multi_cookie_profiles']} multi-device) "
                 f"from {result.raw_records} raw records; {result.merges} merges; "
                 f"{result.unlinked} records no longer link to anyone under the current rules."
+                + (" (First load: resolved in memory.)" if result.first_load else "")
             )
         )
         if options["json"]:
