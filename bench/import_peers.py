@@ -1,7 +1,7 @@
 """CSV import side by side: import_csv end to end vs PostgreSQL's own COPY vs django-import-export.
 
     .venv/bin/pip install -r requirements-bench.txt
-    .venv/bin/python bench/import_peers.py --rows 100000 [--runs 3] [--peers default,tuned]
+    .venv/bin/python bench/import_peers.py --rows 100000 [--runs 3] [--imports default,offline] [--peers default,tuned]
 
 Each contender loads the same generated file into a fresh PostgreSQL database (127.0.0.1:5432,
 user postgres) in a child process; the table gives the median seconds of ``--runs`` runs, rows/s,
@@ -10,7 +10,8 @@ the peak memory of the child (its maximum resident set), and the ratio to the fl
 - floor: ``psql \\copy`` into a table of 12 text columns with no index (the physical limit).
 - import_csv: ``manage.py import_csv`` end to end (raw records, resolution, profiles,
   identifiers, cohort), after ``migrate``; then the same with ``--offline`` (one transaction,
-  foreign keys checked once at the end).
+  foreign keys checked and indexes built once at the end; into the empty database, a first load
+  resolved in memory up to ``FIRST_LOAD_MAX_RECORDS`` rows). ``--imports`` picks either or both.
 - django-import-export 4.4 into a plain model with the same columns (``bench/peers``): the default
   ``ModelResource``, and tuned (``use_bulk``, ``batch_size`` 5000, ``skip_diff``,
   ``force_init_instance``).
@@ -123,6 +124,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--imports", default="default,offline", help="import_csv variants to run")
     parser.add_argument("--peers", default="default,tuned", help="django-import-export variants to run ('' for none)")
     parser.add_argument("--peer-load", help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
@@ -135,11 +137,12 @@ def main() -> None:
     if not path.exists():
         command, env = manage("sqlite://:memory:", "generate_sample_data", "--rows", str(args.rows), "--seed", "7")
         subprocess.run([*command, "--out", str(path)], cwd=PROJECT, env={**os.environ, **env}, check=True)
-    contenders = [
-        ("psql \\copy, text table, no index (floor)", run_floor),
-        ("import_csv, end to end", run_import_csv),
-        ("import_csv --offline, end to end", lambda p: run_import_csv(p, "--offline")),
-    ]
+    imports = {
+        "default": ("import_csv, end to end", run_import_csv),
+        "offline": ("import_csv --offline, end to end", lambda p: run_import_csv(p, "--offline")),
+    }
+    contenders = [("psql \\copy, text table, no index (floor)", run_floor)]
+    contenders += [imports[variant] for variant in filter(None, args.imports.split(","))]
     contenders += [
         (f"django-import-export 4.4.3, {variant}", lambda p, v=variant: run_peer(p, v))
         for variant in filter(None, args.peers.split(","))

@@ -7,8 +7,8 @@ process; the table gives the median seconds of ``--runs`` runs, rows/s, the peak
 child (its maximum resident set, the largest over the runs) and a ratio.
 
 - base: the file of ``--base-rows`` rows that import_peers.py uses (seed 7), imported once per script
-  run with ``manage.py import_csv`` into a migrated database, then ``VACUUM ANALYZE`` (autovacuum is
-  off on the bench machine). Each run starts from a clone of it (``CREATE DATABASE ... TEMPLATE``),
+  run with ``manage.py import_csv --offline`` into a migrated database, then ``VACUUM ANALYZE``
+  (autovacuum is off on the bench machine). Each run starts from a clone of it (``CREATE DATABASE ... TEMPLATE``),
   so every run sees the same state. ``--keep`` keeps it: the next script run of that size reuses it.
 - new file: ``--rows`` rows generated with seed 8, in which 5% of the rows (chosen with
   ``random.Random(5)``) then take the email (4 in 5) or the cookie (1 in 5) of a random base row, so
@@ -19,7 +19,8 @@ child (its maximum resident set, the largest over the runs) and a ratio.
 - steady-state import: ``manage.py import_csv`` of the new file into a clone of the base, compared
   with the same file into an empty migrated database (target: at most 2x).
 - rebuild_profiles: ``manage.py rebuild_profiles`` on a clone of the base (it asks no question:
-  it refuses only while an import holds the writer lock), compared with the floor of
+  it refuses only while an import holds the writer lock; up to ``FIRST_LOAD_MAX_RECORDS`` raw
+  records it resolves them in memory), compared with the floor of
   import_peers.py: ``psql \\copy`` of the base file into a table of 12 text columns with no index;
   and ``rebuild_profiles --offline`` (TRUNCATE, foreign keys checked once at the end) the same way.
 
@@ -183,9 +184,10 @@ def base_database(path: Path, rows: int, keep: bool) -> str:
             return f"{name}: kept by an earlier run with --keep" + ("" if keep else " (dropped at the end)")
     fresh_database(name)
     run_manage(name, "migrate", "-v0")
-    seconds, peak = timed_manage(name, "import_csv", str(path))
+    seconds, peak = timed_manage(name, "import_csv", str(path), "--offline")
     psql(name, "VACUUM ANALYZE")
-    return f"{name}: import_csv of the base file into an empty database took {seconds:.1f} s, peak {peak:.0f} MB"
+    took = f"took {seconds:.1f} s, peak {peak:.0f} MB"
+    return f"{name}: import_csv --offline of the base file into an empty database {took}"
 
 
 def empty_database() -> str:
