@@ -29,6 +29,7 @@ from .models import BlockedIdentifier, Identifier, Profile, RawRecord
 from .normalize import (
     COOKIE,
     EMAIL,
+    IDENTIFIER_FIELDS,
     IDENTIFIER_NORMALIZERS,
     PHONE,
     FieldWarning,
@@ -53,12 +54,6 @@ COOKIE_COUNT_BUCKETS: tuple[tuple[int, int | None], ...] = (
     (51, None),
 )
 
-# The record field each identifier kind is read from, and how it is normalized.
-NORMALIZERS: dict[str, tuple[str, Callable[[object], str]]] = {
-    COOKIE: ("cookie", IDENTIFIER_NORMALIZERS[COOKIE]),
-    EMAIL: ("email", IDENTIFIER_NORMALIZERS[EMAIL]),
-    PHONE: ("phone_number", IDENTIFIER_NORMALIZERS[PHONE]),
-}
 RECORD_CHUNK = 2000
 
 
@@ -204,10 +199,10 @@ def identifier_block(*, kind: str, value: str, reason: str = "", user=None) -> B
     anyone (empty, invalid, a placeholder, too long). ``user``, when given, is written to the
     admin's history of the new ``BlockedIdentifier``.
     """
-    if kind not in NORMALIZERS:
-        raise ValidationError({"kind": f"unknown kind '{kind}': use one of {', '.join(NORMALIZERS)}"})
+    if kind not in IDENTIFIER_NORMALIZERS:
+        raise ValidationError({"kind": f"unknown kind '{kind}': use one of {', '.join(IDENTIFIER_NORMALIZERS)}"})
     try:
-        normalized = NORMALIZERS[kind][1](value)
+        normalized = IDENTIFIER_NORMALIZERS[kind](value)
     except FieldWarning as exc:
         raise ValidationError({"value": str(exc)}) from None
     if not normalized:
@@ -260,8 +255,8 @@ class _CachedReader:
         self._seen: dict[tuple[str, type, object], str] = {}
 
     def __call__(self, kind: str, fields: dict[str, object]) -> str:
-        name, normalize = NORMALIZERS[kind]
-        raw = fields.get(name)
+        normalize = IDENTIFIER_NORMALIZERS[kind]
+        raw = fields.get(IDENTIFIER_FIELDS[kind])
         key = (kind, type(raw), raw)  # the type too: 1 and 1.0 are equal keys but read differently
         try:
             return self._seen[key]

@@ -25,6 +25,7 @@ from .models import HeldLink, Identifier, Profile, ProfileInterest, ProfileMerge
 from .normalize import (
     COOKIE,
     EMAIL,
+    IDENTIFIER_FIELDS,
     IDENTIFIER_NORMALIZERS,
     PHONE,
     ParsedRecord,
@@ -85,7 +86,7 @@ class IdentityRules:
         named = set()
         for kind in (COOKIE, EMAIL, PHONE) if self.match_phone else (COOKIE, EMAIL):
             try:
-                value = IDENTIFIER_NORMALIZERS[kind](fields.get(kind if kind != PHONE else "phone_number"))
+                value = IDENTIFIER_NORMALIZERS[kind](fields.get(IDENTIFIER_FIELDS[kind]))
             except ValueError:  # FieldWarning (not an email, not a phone), or a value no text can hold
                 continue
             if value:

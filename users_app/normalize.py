@@ -253,6 +253,8 @@ IDENTIFIER_NORMALIZERS: dict[str, Callable[[object], str]] = {
     EMAIL: normalize_email,
     PHONE: normalize_phone,
 }
+# The record field each identifier kind is read from.
+IDENTIFIER_FIELDS = {COOKIE: "cookie", EMAIL: "email", PHONE: "phone_number"}
 
 
 def is_possible_phone(number: str, country_code: str | None) -> bool:
