@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.builders import SAMPLE_FILE, database_snapshot, record, write_csv
-from tests.test_properties import record_sets
+from tests.test_properties import record_sets, record_values
 from users_app.first_load import FirstLoad, first_load_possible
 from users_app.importing import csv_import
 from users_app.ingestion import IncomingRecord, profiles_rebuild, records_ingest
@@ -66,8 +66,20 @@ def load(records: list[dict], *, batch: int, first_load: bool) -> dict:
     return snapshot
 
 
+@st.composite
+def record_sets_with_ties(draw):
+    """Like ``record_sets`` but many records share a created_at: the record id breaks the tie."""
+    values = draw(st.lists(record_values, min_size=1, max_size=20))
+    return [{**v, "created_at": f"1/{draw(st.integers(1, 3))}/2025 10:00"} for v in values]
+
+
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(records=record_sets(), batch_a=st.integers(1, 8), batch_b=st.integers(1, 25), match_phone=st.booleans())
+@given(
+    records=st.one_of(record_sets(), record_sets_with_ties()),
+    batch_a=st.integers(1, 8),
+    batch_b=st.integers(1, 25),
+    match_phone=st.booleans(),
+)
 def test_any_records_give_what_the_batch_resolver_gives(records, batch_a, batch_b, match_phone):
     with override_settings(IDENTITY_MATCH_PHONE=match_phone):
         assert load(records, batch=batch_b, first_load=True) == load(records, batch=batch_a, first_load=False)
