@@ -30,6 +30,7 @@ from .models import Identifier, IdentifierKind, Profile, ProfileInterest, Profil
 from .normalize import TRAIT_COLUMNS
 from .resolution import (
     EPOCH,
+    MICROSECOND,
     PROFILE_TRAIT_COLUMNS,
     PROFILE_WRITE_FIELDS,
     LinkPolicy,
@@ -39,7 +40,6 @@ from .resolution import (
     interest_ids_for,
 )
 
-MICROSECOND = dt.timedelta(microseconds=1)
 COLUMN_POSITIONS = {column: position for position, column in enumerate(PROFILE_TRAIT_COLUMNS)}
 # Each trait's columns as positions in a flat tuple of PROFILE_TRAIT_COLUMNS.
 TRAIT_POSITIONS = tuple(
@@ -55,13 +55,8 @@ def first_load_possible(records: int, *, clearing: bool = False) -> bool:
         records <= settings.FIRST_LOAD_MAX_RECORDS
         and (clearing or not (Profile.objects.exists() or Identifier.objects.exists()))
         and not Suppression.objects.exists()
-        and _no_link_policy(LinkPolicy.current())
+        and LinkPolicy.current().holds_nothing()
     )
-
-
-def _no_link_policy(policy: LinkPolicy) -> bool:
-    # Guards with no cap set and no decision in force hold nothing.
-    return not policy.approved and not policy.detachments and not any(caps or merge for _, caps, merge in policy.guards)
 
 
 class _Profile:

@@ -310,11 +310,10 @@ def profiles_rebuild(
 
     Replays raw records in arrival order through the same parser and rules as ingestion (in
     memory when ``first_load`` allows), in one transaction, while holding the writer lock so no
-    import runs meanwhile. Readers see
-    the old profiles until it commits. ``offline`` (PostgreSQL) empties the derived tables with
-    TRUNCATE and checks foreign keys and builds the indexes it does not read once at the end
-    (``offline_load``) instead of row by row: faster, but readers
-    of those tables wait until the rebuild ends.
+    import runs meanwhile. Readers see the old profiles until it commits. ``offline``
+    (PostgreSQL) empties the derived tables with TRUNCATE and checks foreign keys and builds the
+    indexes it does not read once at the end (``offline_load``) instead of row by row: faster, but
+    readers of those tables wait until the rebuild ends.
     """
     result = RebuildResult()
     with exclusive_writer("rebuild"), transaction.atomic(), offline_load() if offline else nullcontext():

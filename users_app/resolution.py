@@ -53,6 +53,8 @@ from .normalize import TRAIT_COLUMNS, ParsedRecord
 from .suppression import suppressed_identifiers
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# A trait's stamp (``trait_sources``) gives the record's created_at in microseconds since EPOCH.
+MICROSECOND = dt.timedelta(microseconds=1)
 PROFILE_TRAIT_COLUMNS = tuple(column for columns in TRAIT_COLUMNS.values() for column in columns)
 # The profile columns the resolver writes, in the order of ``ProfileState.row`` after the id.
 PROFILE_WRITE_FIELDS = (
@@ -120,7 +122,7 @@ class ProfileState:
 
     def apply(self, record: StoredRecord) -> None:
         parsed = record.parsed
-        stamp = [(parsed.created_at - EPOCH) // dt.timedelta(microseconds=1), record.raw_id]
+        stamp = [(parsed.created_at - EPOCH) // MICROSECOND, record.raw_id]
         for trait, columns in parsed.traits.items():
             if trait not in self.sources or stamp > self.sources[trait]:
                 self.values.update(columns)
@@ -209,6 +211,10 @@ class LinkPolicy:
             approved=frozenset(approved),
             detachments=dict(detachments),
         )
+
+    def holds_nothing(self) -> bool:
+        """No decision in force and no guard with a cap: no link would be held or detached."""
+        return not self.approved and not self.detachments and not any(caps or merge for _, caps, merge in self.guards)
 
     def guards_for(self, raw_id: int) -> tuple[dict[str, int], int | None]:
         """The guards in force when the record arrived: the last change made before it."""
