@@ -99,14 +99,15 @@ def _json_text(value) -> str:
 def insert_rows(model: type[Model], names: Sequence[str], rows: Iterable[tuple]) -> int:
     """Insert ``rows`` (tuples in the order of the field ``names``) into ``model``'s table."""
     rows = iter(rows)
-    first = next(rows, None)
-    if first is None:
+    head = list(itertools.islice(rows, 2))
+    if not head:
         return 0  # no statement for nothing: single API records often have no interests or merges
     columns = ", ".join(connection.ops.quote_name(f.column) for f in _columns(model, names))
-    prepared = _prepare(model, names, itertools.chain([first], rows))
+    prepared = _prepare(model, names, itertools.chain(head, rows))
     count = 0
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+        # COPY takes two round trips, an INSERT one: a single API record's rows go in by INSERT.
+        if connection.vendor == "postgresql" and len(head) > 1:
             # psycopg's copy() is not behind Django's cursor wrapper: without this, a unique
             # violation from a concurrent writer would escape as psycopg's error instead of
             # IntegrityError, and the caller would not know to retry.
