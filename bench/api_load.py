@@ -11,6 +11,8 @@ the run.
 
 - ingest, single: POST /api/ingest, one new person per request, 8 connections.
 - ingest, batch: POST /api/ingest/batch, 1,000 new people per request, 2 connections.
+- the same two with ``Prefer: respond-async`` (answered once stored; README, Asynchronous
+  ingestion), then ``manage.py resolve_queued`` on what they queued: its records/s.
 - GET /api/user?email=...: 2,000 existing emails in turn, 8 connections, then 1 connection (the
   latency of one request when the 2 CPUs are not shared by 8 at once).
 - GET /api/cohort/user with three filters: 8 connections.
@@ -19,6 +21,7 @@ the run.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import socket
@@ -80,10 +83,11 @@ def milliseconds(text: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
 
 
-def wrk(url: str, key: str, connections: int, seconds: int, script: Path, *args: str) -> dict:
+def wrk(url: str, key: str, connections: int, seconds: int, script: Path, *args: str, prefer: str = "") -> dict:
     command = [
         "wrk", "--latency", "--timeout", "10s", "-t", str(min(connections, 2)), "-c", str(connections),
-        "-d", f"{seconds}s", "-H", f"Authorization: Bearer {key}", "-s", str(script), url, "--", *args,
+        "-d", f"{seconds}s", "-H", f"Authorization: Bearer {key}", *(["-H", f"Prefer: {prefer}"] if prefer else []),
+        "-s", str(script), url, "--", *args,
     ]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
@@ -131,6 +135,12 @@ def main() -> None:
                  lambda: wrk(url, ingest_key, 8, args.seconds, LUA / "ingest.lua", run, "1")),
                 ("ingest", "ingest, batch of 1,000 (2 connections)", 1000,
                  lambda: wrk(url, ingest_key, 2, args.seconds, LUA / "ingest.lua", run, "1000")),
+                ("ingest", "ingest, single, respond-async (8 connections)", 1,
+                 lambda: wrk(url, ingest_key, 8, args.seconds, LUA / "ingest.lua", f"q{run}", "1",
+                             prefer="respond-async")),
+                ("ingest", "ingest, batch of 1,000, respond-async (2 connections)", 1000,
+                 lambda: wrk(url, ingest_key, 2, args.seconds, LUA / "ingest.lua", f"q{run}", "1000",
+                             prefer="respond-async")),
                 ("read", "GET /api/user?email= (8 connections)", 1,
                  lambda: wrk(url, read_key, 8, args.seconds, LUA / "get_paths.lua", str(users))),
                 ("read", "GET /api/user?email= (1 connection: latency without queueing)", 1,
@@ -143,6 +153,7 @@ def main() -> None:
             server.terminate()
             server.wait(30)
     stored = RawRecord.objects.count() - raw_before
+    drained = resolve_queued() if "ingest" in args.only.split(",") else None
     print(f"gunicorn {args.workers} sync workers, {args.seconds} s per scenario, {os.cpu_count()} CPUs shared with wrk")
     print("| scenario | requests/s | records/s | p50 ms | p99 ms | non-2xx | socket errors |")
     print("|---|---|---|---|---|---|---|")
@@ -154,6 +165,24 @@ def main() -> None:
         )
     sent = sum(result["requests"] * per_request for name, per_request, result in scenarios if "ingest" in name)
     print(f"\nRaw records stored during the run: {stored:,} (records in the ingest requests wrk counted: {sent:,}).")
+    if drained:
+        records, seconds = drained
+        print(
+            f"resolve_queued afterwards: {records:,} records in {seconds:.1f} s = {records / seconds:,.0f} records/s."
+        )
+
+
+def resolve_queued() -> tuple[int, float]:
+    """What the respond-async scenarios queued, resolved by the command: (records, seconds)."""
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "manage.py", "resolve_queued", "--json"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])["records"], time.perf_counter() - started
 
 
 if __name__ == "__main__":

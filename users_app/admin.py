@@ -295,7 +295,7 @@ class ProfileAdmin(ReadOnlyAdmin):
 
 @admin.register(RawRecord)
 class RawRecordAdmin(ReadOnlyAdmin):
-    list_display = ("id", "source", "import_run", "line_number", "created_at", "received_at", "profile")
+    list_display = ("id", "source", "import_run", "line_number", "created_at", "received_at", "outcome", "profile")
     list_filter = ("source",)
     raw_id_fields = ("profile", "import_run")
 

@@ -52,6 +52,8 @@ from .governance_serializers import (
 from .ingestion import IncomingRecord, RecordOutcome, records_ingest, run_with_retries
 from .locks import WriterBusy
 from .models import IdentifierKind, ImportRun, LinkDecision, Profile, RawRecord
+from .queued import QUEUED, queue_only
+from .resolution import resolve_records
 from .serializers import (
     ErasureResultSerializer,
     ImportRunDetailSerializer,
@@ -70,6 +72,16 @@ from .serializers import (
 MAX_INGEST_BYTES = 64 * 1024
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+RESPOND_ASYNC = "respond-async"  # RFC 7240: ``Prefer: respond-async`` asks for queued ingestion
+PREFER_PARAMETER = OpenApiParameter(
+    "Prefer",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="`respond-async`: answer 202 once the record is stored, with status `queued` and no profile "
+    "yet; `manage.py resolve_queued` resolves it behind (README, Asynchronous ingestion).",
+)
+INGEST_STATUS_CODES = {"created": status.HTTP_201_CREATED, QUEUED: status.HTTP_202_ACCEPTED}
 PROFILE_ACTION_SERIALIZERS = {
     "retrieve": ProfileDetailSerializer,
     "explain": ExplanationSerializer,
@@ -87,6 +99,22 @@ class IngestBase(views.APIView):
     throttle_classes = [IngestRateThrottle]
     parser_classes = [JSONParser]
     max_body_bytes = MAX_INGEST_BYTES
+
+    @staticmethod
+    def asynchronous(request) -> bool:
+        preferences = request.headers.get("Prefer", "").split(",")
+        return any(p.split(";")[0].strip().lower() == RESPOND_ASYNC for p in preferences)
+
+    def ingest(self, request, records: list[IncomingRecord]) -> list[RecordOutcome]:
+        """Store and resolve the records, or only store them if the client asked to be answered
+        before they are resolved."""
+        resolve = queue_only if self.asynchronous(request) else resolve_records
+        return run_with_retries(lambda: records_ingest(records=records, resolve=resolve)).outcomes
+
+    def respond(self, request, body, code: int) -> Response:
+        if not self.asynchronous(request):
+            return Response(body, status=code)
+        return Response(body, status=code, headers={"Preference-Applied": RESPOND_ASYNC})
 
     def initial(self, request, *args, **kwargs):
         try:
@@ -135,9 +163,15 @@ class IngestView(IngestBase):
                 description="Joined, updated or merged a person; or, with status `suppressed`, dropped and not "
                 "stored: the record holds an identifier of a person erased on request.",
             ),
+            202: OpenApiResponse(
+                IngestResultSerializer, description="With `Prefer: respond-async`: stored, status `queued`."
+            ),
             400: OpenApiResponse(description="Errors by field."),
         },
-        parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False)],
+        parameters=[
+            OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False),
+            PREFER_PARAMETER,
+        ],
     )
     def post(self, request):
         item = request.data
@@ -151,11 +185,11 @@ class IngestView(IngestBase):
         if message_id is not None and len(message_id) > 200:
             raise ValidationError({"message_id": ["At most 200 characters."]})
         record = incoming(request.data["data"], message_id)
-        (outcome,) = run_with_retries(lambda: records_ingest(records=[record])).outcomes
+        (outcome,) = self.ingest(request, [record])
         if outcome.status == "rejected":
             return Response(self.rejection_errors(outcome), status=status.HTTP_400_BAD_REQUEST)
-        code = status.HTTP_201_CREATED if outcome.status == "created" else status.HTTP_200_OK
-        return Response(self.result(outcome, message_id), status=code)
+        code = INGEST_STATUS_CODES.get(outcome.status, status.HTTP_200_OK)
+        return self.respond(request, self.result(outcome, message_id), code)
 
 
 class IngestBatchView(IngestBase):
@@ -170,8 +204,13 @@ class IngestBatchView(IngestBase):
                 IngestResultSerializer(many=True),
                 description="One result per item; status `suppressed`: dropped and not stored (an identifier of a "
                 "person erased on request).",
-            )
+            ),
+            202: OpenApiResponse(
+                IngestResultSerializer(many=True),
+                description="With `Prefer: respond-async`: one result per item, status `queued` for those stored.",
+            ),
         },
+        parameters=[PREFER_PARAMETER],
     )
     def post(self, request):
         envelope = IngestBatchSerializer(data=request.data)
@@ -193,11 +232,12 @@ class IngestBatchView(IngestBase):
             positions.append(position)
             message_ids.append(message_id)
             results.append(None)
-        outcomes = run_with_retries(lambda: records_ingest(records=records)).outcomes if records else []
+        outcomes = self.ingest(request, records) if records else []
         for position, message_id, outcome in zip(positions, message_ids, outcomes, strict=True):
             errors = self.rejection_errors(outcome) if outcome.status == "rejected" else None
             results[position] = self.result(outcome, message_id, errors=errors)
-        return Response(results)
+        code = status.HTTP_202_ACCEPTED if self.asynchronous(request) else status.HTTP_200_OK
+        return self.respond(request, results, code)
 
 
 class UserLookupView(views.APIView):

@@ -11,7 +11,8 @@ What goes, table by table:
 
 - ``Profile``, its ``ProfileInterest`` rows and its ``Identifier`` rows.
 - ``RawRecord``: the records linked to the profile (the contract's one exception to "nothing is
-  lost").
+  lost"), and the records queued by asynchronous ingestion (``users_app.queued``) and not resolved
+  yet that name one of their identifiers.
 - ``ProfileMerge`` (the ledger): the merges that built this person, i.e. the rows whose survivor
   is the profile or, transitively, a profile merged into it. Deleted rather than anonymized: both
   sides of each such merge are this same person, ``identifier_value`` holds one of their
@@ -56,7 +57,7 @@ from django.db.models import Q
 from . import bulk
 from .audit import audit_record
 from .governance import profiles_replay, records_holding_links
-from .ingestion import run_with_retries
+from .ingestion import IdentityRules, run_with_retries
 from .models import (
     AuditEvent,
     HeldLink,
@@ -70,6 +71,7 @@ from .models import (
     RawRecord,
 )
 from .normalize import IDENTIFIER_NORMALIZERS, FieldWarning
+from .queued import QUEUED
 from .resolution import chunked
 from .suppression import suppressed_identifiers, suppressions_add
 
@@ -204,6 +206,7 @@ def _erase(profile_id: int, *, dry_run: bool) -> ErasureResult:
         # Few rows for one person; Django's delete also clears the ledger and identifier rows
         # and the held links and decisions that point at them (there are none left: all went above).
         raw_records=naming_records
+        + _delete_queued_naming(identifiers)
         + RawRecord.objects.filter(profile_id=profile_id).delete()[1].get(RawRecord._meta.label, 0),
         profiles=Profile.objects.filter(pk=profile_id).delete()[1].get(Profile._meta.label, 0),
     )
@@ -276,6 +279,19 @@ def _delete_ledger(profile_id: int) -> int:
         frontier = absorbed - built_from
         built_from |= frontier
     return ProfileMerge.objects.filter(survivor_id__in=built_from).delete()[0]
+
+
+def _delete_queued_naming(identifiers: set[tuple[str, str]]) -> int:
+    """Delete the queued records naming one of the identifiers: resolving them would drop them
+    anyway, but the person's data would wait in the log until the worker came by. The queue is
+    short when its worker runs, so its records are read and parsed here."""
+    rules = IdentityRules.current()
+    doomed = [
+        raw_id
+        for raw_id, data in RawRecord.objects.filter(outcome=QUEUED).values_list("id", "data").iterator()
+        if rules.named_identifiers(data) & identifiers
+    ]
+    return bulk.delete_rows(RawRecord, "id", doomed) if doomed else 0
 
 
 def _delete_rejects_mentioning(identifiers: set[tuple[str, str]]) -> int:

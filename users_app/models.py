@@ -189,13 +189,19 @@ class RawRecord(models.Model):
     created_at = models.DateTimeField(help_text="The record's own created_at, normalized to UTC.")
     warnings = models.JSONField(default=list, blank=True)
     # What ingesting it did (created / updated / merged): a retried API request gets the same answer.
+    # "queued": stored by an asynchronous ingest and not resolved yet (``users_app.queued``);
+    # "rejected": resolved later and refused by the rules then in force (e.g. a newly blocked value).
     outcome = models.CharField(max_length=8, blank=True)
     profile = models.ForeignKey(Profile, null=True, blank=True, on_delete=models.SET_NULL, related_name="raw_records")
 
     class Meta:
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["source_key"], name="rawrecord_unique_source_key")]
-        indexes = [models.Index(fields=["created_at"], name="rawrecord_created_at_idx")]
+        indexes = [
+            models.Index(fields=["created_at"], name="rawrecord_created_at_idx"),
+            # The queue of records stored but not yet resolved: small, whatever the size of the log.
+            models.Index(fields=["id"], condition=models.Q(outcome="queued"), name="rawrecord_queued_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"Raw record {self.pk}"

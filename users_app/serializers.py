@@ -18,7 +18,7 @@ from .normalize import MAX_INTEREST_LENGTH, MAX_INTERESTS, MAX_TEXT_LENGTH
 MAX_EXTRA_FIELDS = 50
 MAX_BATCH = 1000
 # "suppressed": dropped, not stored, because the record holds an identifier of a person erased on request.
-INGEST_STATUSES = ["created", "updated", "merged", "rejected", "suppressed"]
+INGEST_STATUSES = ["created", "updated", "merged", "queued", "rejected", "suppressed"]
 
 
 BAD_TEXT = "Text must be valid Unicode without NUL characters."

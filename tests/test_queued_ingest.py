@@ -1,0 +1,157 @@
+"""Asynchronous ingestion (``users_app.queued``): records stored now and resolved behind end where
+synchronous ingestion puts them."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import transaction
+from django.test import override_settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.builders import record
+from tests.test_first_load import full_snapshot
+from tests.test_properties import record_sets
+from users_app.erasure import person_erase
+from users_app.ingestion import IncomingRecord, profiles_rebuild, records_ingest
+from users_app.models import BlockedIdentifier, Identifier, Profile, RawRecord
+from users_app.queued import QUEUED, queue_only, queued_backlog, queued_drain, queued_resolve
+from users_app.resolution import resolve_records
+
+pytestmark = pytest.mark.django_db
+
+
+def incoming(records: list[dict]) -> list[IncomingRecord]:
+    return [IncomingRecord(data=data, source="api", source_key=f"k{i:04}") for i, data in enumerate(records)]
+
+
+def enqueue(records: list[dict]) -> list:
+    return records_ingest(records=incoming(records), resolve=queue_only).outcomes
+
+
+def load(records: list[dict], *, batch: int, queued_batch: int | None) -> dict:
+    """Ingest ``records`` in batches, resolved at once or (``queued_batch``) queued and then resolved
+    that many at a time; snapshot, roll back."""
+    with transaction.atomic():
+        items = incoming(records)
+        for start in range(0, len(items), batch):
+            records_ingest(
+                records=items[start : start + batch], resolve=queue_only if queued_batch else resolve_records
+            )
+        if queued_batch:
+            queued_drain(batch_size=queued_batch)
+        snapshot = full_snapshot()
+        transaction.set_rollback(True)
+    return snapshot
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    records=record_sets(),
+    batch=st.integers(1, 8),
+    queued_batch=st.integers(1, 25),
+    match_phone=st.booleans(),
+)
+def test_queued_records_resolve_to_what_synchronous_ingestion_stores(records, batch, queued_batch, match_phone):
+    with override_settings(IDENTITY_MATCH_PHONE=match_phone):
+        assert load(records, batch=batch, queued_batch=queued_batch) == load(records, batch=batch, queued_batch=None)
+
+
+def test_a_queued_record_is_stored_unresolved_and_resolving_it_links_it():
+    (outcome,) = enqueue([record(cookie="A", email="a@x.com")])
+
+    assert (outcome.status, outcome.profile_id) == (QUEUED, None)
+    stored = RawRecord.objects.get()
+    assert (stored.id, stored.outcome, stored.profile_id) == (outcome.raw_record_id, QUEUED, None)
+    assert not Profile.objects.exists()
+    assert queued_backlog() == (1, stored.id)
+
+    result = queued_resolve()
+
+    assert (result.records, result.profiles_created) == (1, 1)
+    stored.refresh_from_db()
+    assert (stored.outcome, stored.profile_id) == ("created", Profile.objects.get().id)
+    assert queued_backlog() == (0, None)
+    assert queued_resolve().records == 0
+
+
+def test_rejects_and_repeated_keys_are_answered_when_queued():
+    bad = record(cookie="null", email="")  # a placeholder only: nothing to link
+    outcomes = records_ingest(
+        records=[
+            *incoming([record(cookie="A"), bad]),
+            IncomingRecord(data=record(cookie="A"), source="api", source_key="k0000"),
+        ],
+        resolve=queue_only,
+    ).outcomes
+
+    assert [o.status for o in outcomes] == [QUEUED, "rejected", QUEUED]
+    assert outcomes[2].duplicate and outcomes[2].raw_record_id == outcomes[0].raw_record_id
+    assert RawRecord.objects.count() == 1
+
+
+def test_a_person_erased_before_their_queued_record_is_resolved_is_not_brought_back():
+    records_ingest(records=[IncomingRecord(data=record(cookie="A", email="a@x.com"), source="api")])
+    person_erase(profile=Profile.objects.get(), dry_run=False, actor="test")
+    enqueue([record(cookie="B", email="a@x.com"), record(cookie="C", email="c@x.com")])
+
+    result = queued_drain()
+
+    assert (result.records, result.suppressed, result.profiles_created) == (2, 1, 1)
+    assert list(RawRecord.objects.values_list("data__cookie", "outcome")) == [("C", "created")]
+    assert not Identifier.objects.filter(value="a@x.com").exists()
+
+
+def test_erasing_a_person_deletes_their_queued_records_at_once():
+    records_ingest(records=[IncomingRecord(data=record(cookie="A", email="a@x.com"), source="api")])
+    enqueue([record(cookie="B", email="A@X.com"), record(cookie="C", email="c@x.com")])
+
+    result = person_erase(profile=Profile.objects.get(), dry_run=False, actor="test")
+
+    assert result.removed.raw_records == 2  # the linked record and the queued one naming them
+    assert list(RawRecord.objects.values_list("data__cookie", "outcome")) == [("C", QUEUED)]
+
+
+def test_a_record_blocked_before_it_is_resolved_stays_in_the_log_as_rejected():
+    enqueue([record(cookie="A", email="info@shop.com")])
+    BlockedIdentifier.objects.create(kind="cookie", value="A")
+    BlockedIdentifier.objects.create(kind="email", value="info@shop.com")
+
+    result = queued_drain()
+
+    assert (result.records, result.rejected, result.profiles_created) == (1, 1, 0)
+    assert list(RawRecord.objects.values_list("outcome", "profile_id")) == [("rejected", None)]
+    assert queued_resolve().records == 0  # not taken up again
+
+
+def test_a_rebuild_resolves_queued_records():
+    enqueue([record(cookie="A", email="a@x.com"), record(cookie="B", email="a@x.com")])
+
+    profiles_rebuild()
+
+    assert queued_backlog() == (0, None)
+    assert sorted(RawRecord.objects.values_list("outcome", flat=True)) == ["created", "updated"]
+    assert Profile.objects.get().cookie_count == 2
+
+
+def test_the_command_resolves_the_backlog_and_reports_it():
+    enqueue([record(cookie="A", email="a@x.com"), record(cookie="B", email="a@x.com"), record(cookie="C")])
+    out = StringIO()
+
+    call_command("resolve_queued", "--batch-size", "2", "--json", stdout=out)
+
+    lines = out.getvalue().strip().splitlines()
+    assert lines[0] == (
+        "Resolved 3 queued records: 2 profiles created, 0 merges, 0 rejected by the current rules, "
+        "0 deleted (an erased person's identifiers)."
+    )
+    assert json.loads(lines[-1]) == {"records": 3, "profiles_created": 2, "merges": 0, "rejected": 0, "suppressed": 0}
+    assert Profile.objects.count() == 2
+
+
+@pytest.mark.parametrize("option", [("--batch-size", "0"), ("--follow", "--interval", "0")])
+def test_the_command_refuses_nonsense_options(option):
+    with pytest.raises(CommandError):
+        call_command("resolve_queued", *option)
