@@ -28,6 +28,8 @@ def storable_text(text: str) -> bool:
     """PostgreSQL stores neither NUL characters nor lone surrogates (which JSON's \\u escapes allow)."""
     if "\x00" in text:
         return False
+    if text.isascii():  # known without reading the text: no surrogates
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -51,36 +53,38 @@ class _RecordCheck:
     def __init__(self) -> None:
         self.left = MAX_RECORD_CHARACTERS
 
-    def problem(self, value: object, path: str, depth: int = 0) -> tuple[str, str] | None:
+    def problem(self, value: object, depth: int = 0) -> tuple[str, str] | None:
+        """The first problem as (where, below ``value``: ``.key`` and ``[index]`` steps, and what);
+        the steps are spelled out only on the way back from a problem, never for clean values."""
         if isinstance(value, str):
             self.left -= len(value)
             if not storable_text(value):
-                return path, BAD_TEXT
+                return "", BAD_TEXT
         elif isinstance(value, dict | list):
             if depth > MAX_RECORD_DEPTH:
-                return path, TOO_DEEP
+                return "", TOO_DEEP
             self.left -= 1
-            if isinstance(value, dict):
-                items = ((f"{path}.{key}", key, item) for key, item in value.items())
-            else:
-                items = ((f"{path}[{index}]", "", item) for index, item in enumerate(value))
-            for item_path, key, item in items:
-                self.left -= len(key)
-                if not storable_text(key):
-                    return path, BAD_TEXT
-                if found := self.problem(item, item_path, depth + 1):
-                    return found
+            is_dict = isinstance(value, dict)
+            for key, item in value.items() if is_dict else enumerate(value):
+                if is_dict:
+                    self.left -= len(key)
+                    if not storable_text(key):
+                        return "", BAD_TEXT
+                if found := self.problem(item, depth + 1):
+                    step = f".{key}" if is_dict else f"[{key}]"
+                    return step + found[0], found[1]
         elif isinstance(value, float) and not math.isfinite(value):
-            return path, NOT_FINITE
+            return "", NOT_FINITE
         else:  # a number (a 4,000-digit integer counts ~1,000), true, false, null
             self.left -= max(1, value.bit_length() // 4) if isinstance(value, int) else 1
-        return (path, TOO_BIG) if self.left < 0 else None
+        return ("", TOO_BIG) if self.left < 0 else None
 
 
 def first_record_problem(data: dict) -> tuple[str, str] | None:
     """The dotted path (``data.location.city``, ``data.notes[3]``) and error of the first value that
     cannot be stored (NUL, lone surrogate, infinity) or makes the record too deep or too big, if any."""
-    return _RecordCheck().problem(data, "data")
+    found = _RecordCheck().problem(data)
+    return ("data" + found[0], found[1]) if found else None
 
 
 def validate_storable(value: str) -> None:
