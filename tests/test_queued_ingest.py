@@ -2,11 +2,13 @@
 synchronous ingestion puts them."""
 
 import json
+import random
+import threading
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,10 +17,11 @@ from tests.builders import record
 from tests.test_first_load import full_snapshot
 from tests.test_properties import record_sets
 from users_app.erasure import person_erase
-from users_app.ingestion import IncomingRecord, profiles_rebuild, records_ingest
+from users_app.ingestion import IncomingRecord, profiles_rebuild, records_ingest, run_with_retries
 from users_app.models import BlockedIdentifier, Identifier, Profile, RawRecord
 from users_app.queued import QUEUED, queue_only, queued_backlog, queued_drain, queued_resolve
 from users_app.resolution import resolve_records
+from users_app.selectors import database_summary
 
 pytestmark = pytest.mark.django_db
 
@@ -67,6 +70,7 @@ def test_a_queued_record_is_stored_unresolved_and_resolving_it_links_it():
     assert (stored.id, stored.outcome, stored.profile_id) == (outcome.raw_record_id, QUEUED, None)
     assert not Profile.objects.exists()
     assert queued_backlog() == (1, stored.id)
+    assert database_summary()["queued_raw_records"] == 1
 
     result = queued_resolve()
 
@@ -74,6 +78,7 @@ def test_a_queued_record_is_stored_unresolved_and_resolving_it_links_it():
     stored.refresh_from_db()
     assert (stored.outcome, stored.profile_id) == ("created", Profile.objects.get().id)
     assert queued_backlog() == (0, None)
+    assert database_summary()["queued_raw_records"] == 0
     assert queued_resolve().records == 0
 
 
@@ -155,3 +160,50 @@ def test_the_command_resolves_the_backlog_and_reports_it():
 def test_the_command_refuses_nonsense_options(option):
     with pytest.raises(CommandError):
         call_command("resolve_queued", *option)
+
+
+def people_by_records() -> set[frozenset[str]]:
+    """Which records ended together: the partition of the raw log into people, by record cookie."""
+    people: dict[int, set[str]] = {}
+    for cookie, profile_id in RawRecord.objects.values_list("data__cookie", "profile_id"):
+        people.setdefault(profile_id, set()).add(cookie)
+    return {frozenset(cookies) for cookies in people.values()}
+
+
+def test_two_workers_and_synchronous_ingests_at_once_link_what_a_rebuild_links(postgres, transactional_db):
+    """PostgreSQL: two workers resolving the queue while synchronous ingests arrive, all of them
+    touching the same people, end with the partition a rebuild of the log gives."""
+    rng = random.Random(5)
+    queued = [record(cookie=f"q{i}", email=f"p{rng.randrange(40)}@x.com") for i in range(400)]
+    direct = [record(cookie=f"s{i}", email=f"p{rng.randrange(40)}@x.com") for i in range(120)]
+    enqueue(queued)
+    errors = []
+
+    def in_thread(work):
+        def run():
+            try:
+                work()
+            except Exception as exc:  # reported below: a thread's failure must fail the test
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        return threading.Thread(target=run)
+
+    def ingest_directly():
+        for data in direct:
+            run_with_retries(lambda data=data: records_ingest(records=[IncomingRecord(data=data, source="api")]))
+
+    threads = [in_thread(lambda: queued_drain(batch_size=25)) for _ in range(2)] + [in_thread(ingest_directly)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+
+    assert errors == []
+    assert queued_backlog() == (0, None)
+    assert not RawRecord.objects.filter(profile=None).exists()
+    linked = people_by_records()
+    assert len(linked) == Profile.objects.count() == Identifier.objects.filter(kind="email").count() == 40
+    profiles_rebuild()
+    assert people_by_records() == linked

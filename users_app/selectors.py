@@ -7,10 +7,11 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import Count
 
 from .models import Identifier, ImportRun, Interest, Profile, ProfileMerge, RawRecord
+from .queued import QUEUED
 
 
 def database_summary() -> dict:
-    """Counts of the raw log, profiles, identifiers and the multi-device cohort."""
+    """Counts of the raw log (and its queue), profiles, identifiers and the multi-device cohort."""
     identifiers = dict(Identifier.objects.values_list("kind").annotate(n=Count("id")).order_by())
     histogram = (
         Profile.objects.multi_device().values_list("cookie_count").annotate(n=Count("id")).order_by("cookie_count")
@@ -18,6 +19,8 @@ def database_summary() -> dict:
     return {
         "raw_records": RawRecord.objects.count(),
         "unlinked_raw_records": RawRecord.objects.filter(profile__isnull=True).count(),
+        # Of those, the ones asynchronous ingestion stored and ``resolve_queued`` has not resolved yet.
+        "queued_raw_records": RawRecord.objects.filter(outcome=QUEUED).count(),
         "profiles": Profile.objects.count(),
         "multi_cookie_profiles": Profile.objects.multi_device().count(),
         "profiles_by_cookie_count": {str(cookies): n for cookies, n in histogram},
