@@ -2,11 +2,17 @@
 synchronous ingestion puts them."""
 
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
 import threading
+import time
 from io import StringIO
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.test import override_settings
@@ -14,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.builders import record
+from tests.live_server import child_database_url
 from tests.test_first_load import full_snapshot
 from tests.test_properties import record_sets
 from users_app.erasure import person_erase
@@ -207,3 +214,29 @@ def test_two_workers_and_synchronous_ingests_at_once_link_what_a_rebuild_links(p
     assert len(linked) == Profile.objects.count() == Identifier.objects.filter(kind="email").count() == 40
     profiles_rebuild()
     assert people_by_records() == linked
+
+
+def test_the_worker_resolves_what_arrives_and_stops_on_sigterm(postgres, transactional_db):
+    """PostgreSQL: ``resolve_queued --follow`` as its own process, as deployed beside the server."""
+    env = {**os.environ, "DATABASE_URL": child_database_url(), "DJANGO_SECRET_KEY": "test", "DJANGO_DEBUG": "0"}
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "resolve_queued", "--follow", "--interval", "0.2"],
+        cwd=django_settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        enqueue([record(cookie="A", email="a@x.com"), record(cookie="B", email="a@x.com")])
+        deadline = time.monotonic() + 60
+        while queued_backlog()[0] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert queued_backlog() == (0, None)
+        assert Profile.objects.get().cookie_count == 2
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=30)
+
+    assert worker.returncode == 0, err
+    assert "Resolved 2 queued records: 1 profiles created" in out

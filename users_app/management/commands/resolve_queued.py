@@ -5,8 +5,10 @@
 
 Without ``--follow``: resolves what is queued when it starts, with a progress bar, and ends with a
 summary. With ``--follow``: the worker to run beside the web server; resolves whatever arrives,
-polling every ``--interval`` seconds while the queue is empty, a summary line for each burst,
-until stopped (Ctrl-C or SIGTERM end it after the batch in hand).
+polling every ``--interval`` seconds while the queue is empty (or the database is unreachable),
+with a summary line whenever the queue runs empty, until stopped (Ctrl-C or SIGTERM end it after
+the batch in hand). One worker resolves in arrival order; several share the queue, each batch
+resolved as a concurrent ingest would be.
 """
 
 import json
@@ -15,9 +17,12 @@ import threading
 from dataclasses import asdict
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import OperationalError, connection
 from tqdm import tqdm
 
 from users_app.queued import QueuedResult, queued_backlog, queued_drain, queued_resolve
+
+REPORT_EVERY = 100_000
 
 
 class Command(BaseCommand):
@@ -60,12 +65,21 @@ class Command(BaseCommand):
         burst = QueuedResult()
         try:
             while not stop.is_set():
-                result = queued_resolve(batch_size=batch_size)
+                try:
+                    result = queued_resolve(batch_size=batch_size)
+                except OperationalError as exc:
+                    # The database went away (a restart): wait for it rather than end the worker.
+                    self.stderr.write(f"Database unavailable ({str(exc).strip()}); trying again in {interval:g} s.")
+                    connection.close()
+                    stop.wait(interval)
+                    continue
                 burst.add(result)
+                # A summary line whenever the queue runs empty, and every REPORT_EVERY records under
+                # a steady flow.
+                if burst.records and (not result.records or burst.records >= REPORT_EVERY):
+                    self.report(burst)
+                    burst = QueuedResult()
                 if not result.records:
-                    if burst.records:
-                        self.report(burst)
-                        burst = QueuedResult()
                     stop.wait(interval)
         except KeyboardInterrupt:
             pass
