@@ -6,6 +6,7 @@ import csv
 import itertools
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -137,6 +138,23 @@ def database_snapshot() -> dict:
         ),
         "rejects": sorted(ImportReject.objects.values_list("line_number", "reason", "original")),
     }
+
+
+def started_thread(work: Callable[[], object], errors: list[Exception]) -> threading.Thread:
+    """Run ``work`` in a thread started now, on its own database connection (closed at the end);
+    what it raises goes into ``errors``, for the test to assert on."""
+
+    def run() -> None:
+        try:
+            work()
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
 
 
 @contextmanager

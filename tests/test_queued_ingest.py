@@ -7,19 +7,18 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from io import StringIO
 
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
-from django.db import connection, transaction
+from django.db import transaction
 from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.builders import record
+from tests.builders import record, started_thread
 from tests.live_server import child_database_url
 from tests.test_first_load import full_snapshot
 from tests.test_properties import record_sets
@@ -138,12 +137,15 @@ def test_a_record_blocked_before_it_is_resolved_stays_in_the_log_as_rejected():
     assert queued_resolve().records == 0  # not taken up again
 
 
-def test_a_rebuild_resolves_queued_records():
-    enqueue([record(cookie="A", email="a@x.com"), record(cookie="B", email="a@x.com")])
+def test_a_rebuild_leaves_queued_records_to_the_worker():
+    records_ingest(records=[IncomingRecord(data=record(cookie="A", email="a@x.com"), source="api")])
+    enqueue([record(cookie="B", email="a@x.com")])
 
-    profiles_rebuild()
+    result = profiles_rebuild()
 
-    assert queued_backlog() == (0, None)
+    assert (result.raw_records, queued_backlog()[0]) == (1, 1)
+    assert Profile.objects.get().cookie_count == 1
+    queued_drain()
     assert sorted(RawRecord.objects.values_list("outcome", flat=True)) == ["created", "updated"]
     assert Profile.objects.get().cookie_count == 2
 
@@ -186,24 +188,12 @@ def test_two_workers_and_synchronous_ingests_at_once_link_what_a_rebuild_links(p
     enqueue(queued)
     errors = []
 
-    def in_thread(work):
-        def run():
-            try:
-                work()
-            except Exception as exc:  # reported below: a thread's failure must fail the test
-                errors.append(exc)
-            finally:
-                connection.close()
-
-        return threading.Thread(target=run)
-
     def ingest_directly():
         for data in direct:
             run_with_retries(lambda data=data: records_ingest(records=[IncomingRecord(data=data, source="api")]))
 
-    threads = [in_thread(lambda: queued_drain(batch_size=25)) for _ in range(2)] + [in_thread(ingest_directly)]
-    for thread in threads:
-        thread.start()
+    threads = [started_thread(lambda: queued_drain(batch_size=25), errors) for _ in range(2)]
+    threads.append(started_thread(ingest_directly, errors))
     for thread in threads:
         thread.join(120)
 

@@ -1,15 +1,19 @@
 """``rebuild_profiles`` reproduces what ingestion built; ``summary`` reports it."""
 
 import json
+import threading
+import time
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, transaction
 
-from tests.builders import database_snapshot, foreign_keys, indexes, ingest, ingest_batch, record
+from tests.builders import database_snapshot, foreign_keys, indexes, ingest, ingest_batch, record, started_thread
 from users_app import bulk
+from users_app.ingestion import IncomingRecord, profiles_rebuild, records_ingest
 from users_app.models import BlockedIdentifier, Identifier, Profile, RawRecord
+from users_app.queued import queue_only, queued_drain
 
 pytestmark = pytest.mark.django_db
 
@@ -109,3 +113,39 @@ def test_summary_json_counts_records_profiles_cohort_and_identifiers():
     assert summary["profiles"] == 2
     assert summary["multi_cookie_profiles"] == 1
     assert summary["identifiers"] == {"cookie": 3, "email": 2, "phone": 0}
+
+
+def test_ingests_during_a_live_rebuild_wait_for_it_and_neither_fails(postgres, transactional_db):
+    """PostgreSQL: a new person and a known one sent while a live rebuild runs. Both wait for it (a
+    new person's profile committed meanwhile clashed with the one the rebuild then made from the same
+    record); a queued record is stored at once and resolved afterwards."""
+    ingest(*(record(cookie=f"c{i}", email=f"p{i % 10}@x.com") for i in range(40)))
+    rebuilding, release = threading.Event(), threading.Event()
+    rebuilt, outcomes, errors = [], [], []
+
+    def hold_after_first_batch(_: int) -> None:
+        rebuilding.set()
+        release.wait(30)
+
+    rebuild = started_thread(
+        lambda: rebuilt.append(profiles_rebuild(batch_size=10, progress=hold_after_first_batch)), errors
+    )
+    assert rebuilding.wait(30)
+    incoming = [record(cookie="new", email="new@x.com"), record(cookie="c99", email="p3@x.com")]
+    ingests = [started_thread(lambda data=data: outcomes.extend(ingest(data)), errors) for data in incoming]
+    (queued,) = records_ingest(
+        records=[IncomingRecord(data=record(cookie="late", email="p4@x.com"), source="api")], resolve=queue_only
+    ).outcomes
+    time.sleep(0.5)
+    assert all(thread.is_alive() for thread in ingests)  # waiting for the rebuild
+    release.set()
+    for thread in [rebuild, *ingests]:
+        thread.join(60)
+
+    assert errors == []
+    assert rebuilt[0].raw_records == 40
+    assert sorted(o.status for o in outcomes) == ["created", "updated"]
+    assert queued.status == "queued" and queued_drain().records == 1
+    assert Profile.objects.count() == 11
+    assert Profile.objects.get(identifiers__value="p3@x.com").cookie_count == 5
+    assert Profile.objects.get(identifiers__value="p4@x.com").cookie_count == 5

@@ -49,10 +49,10 @@ from .governance_serializers import (
     PendingLinkSerializer,
     ProfileSplitSerializer,
 )
-from .ingestion import IncomingRecord, RecordOutcome, records_ingest, run_with_retries
+from .ingestion import QUEUED, IncomingRecord, RecordOutcome, records_ingest, run_with_retries
 from .locks import WriterBusy
 from .models import IdentifierKind, ImportRun, LinkDecision, Profile, RawRecord
-from .queued import QUEUED, queue_only
+from .queued import queue_only
 from .resolution import resolve_records
 from .serializers import (
     ErasureResultSerializer,

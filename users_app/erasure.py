@@ -57,7 +57,7 @@ from django.db.models import Q
 from . import bulk
 from .audit import audit_record
 from .governance import profiles_replay, records_holding_links
-from .ingestion import IdentityRules, run_with_retries
+from .ingestion import QUEUED, IdentityRules, run_with_retries
 from .models import (
     AuditEvent,
     HeldLink,
@@ -71,7 +71,6 @@ from .models import (
     RawRecord,
 )
 from .normalize import IDENTIFIER_NORMALIZERS, FieldWarning
-from .queued import QUEUED
 from .resolution import chunked
 from .suppression import suppressed_identifiers, suppressions_add
 

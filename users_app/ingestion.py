@@ -36,6 +36,8 @@ from .normalize import (
 from .resolution import Resolution, ResolutionConflict, StoredRecord, load_blocklist, resolve_records
 from .suppression import suppressed_identifiers
 
+# The outcome of a record stored by asynchronous ingestion and not resolved yet (``users_app.queued``).
+QUEUED = "queued"
 # Errors a concurrent writer can cause; the whole transaction is safe to run again.
 RETRYABLE_ERRORS = (ResolutionConflict, IntegrityError, OperationalError)
 RETRY_ATTEMPTS = 6
@@ -312,7 +314,9 @@ def profiles_rebuild(
 
     Replays raw records in arrival order through the same parser and rules as ingestion (in
     memory when ``first_load`` allows), in one transaction, while holding the writer lock so no
-    import runs meanwhile. Readers see the old profiles until it commits. ``offline``
+    import runs meanwhile. Readers see the old profiles until it commits; ingests that resolve
+    wait for it (``_resolving_writers_held_off``), while records queued by asynchronous ingestion
+    are still stored and left to its worker, to be resolved against the rebuilt profiles. ``offline``
     (PostgreSQL) empties the derived tables with TRUNCATE and checks foreign keys and builds the
     indexes it does not read once at the end (``offline_load``) instead of row by row: faster, but
     readers of those tables wait until the rebuild ends.
@@ -320,16 +324,17 @@ def profiles_rebuild(
     result = RebuildResult()
     with exclusive_writer("rebuild"), transaction.atomic(), offline_load() if offline else nullcontext():
         # With the profiles cleared, the whole log can be resolved in memory (``first_load``).
-        loader = FirstLoad() if first_load_possible(RawRecord.objects.count(), clearing=True) else None
+        if not offline:
+            _resolving_writers_held_off()
+        replayed = RawRecord.objects.exclude(outcome=QUEUED)
+        loader = FirstLoad() if first_load_possible(replayed.count(), clearing=True) else None
         result.first_load = loader is not None
         with first_load_run(loader, offline=offline):
             _clear_profiles(truncate=offline)
             rules = IdentityRules.current()
             last_id = 0
             while True:
-                batch = list(
-                    RawRecord.objects.filter(id__gt=last_id).order_by("id").values_list(*REPLAY_FIELDS)[:batch_size]
-                )
+                batch = list(replayed.filter(id__gt=last_id).order_by("id").values_list(*REPLAY_FIELDS)[:batch_size])
                 if not batch:
                     break
                 last_id = batch[-1][0]
@@ -385,6 +390,18 @@ def records_replay(
     )
     bulk.update_rows(RawRecord, ["profile"], [(raw_id, None) for raw_id in unlinked if before[raw_id][0] is not None])
     return resolution, unlinked
+
+
+def _resolving_writers_held_off() -> None:
+    """Until the rebuild commits, ingests, the queue's worker and erasures wait at their first
+    identifier lock (PostgreSQL; SQLite has one writer at a time anyway). An ingest committing
+    meanwhile would otherwise leave profiles the rebuild writes too (a new person's profile under
+    the id the rebuild gives it, when the rebuild reads the ingest's record). EXCLUSIVE mode lets
+    plain reads through, so the admin and the API go on reading the old profiles; it waits for the
+    writers already past that lock to commit."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {connection.ops.quote_name(Identifier._meta.db_table)} IN EXCLUSIVE MODE")
 
 
 def _clear_profiles(*, truncate: bool = False) -> None:

@@ -5,7 +5,8 @@ once the raw record is stored: parsed and checked as always (a bad record is ref
 same errors and nothing is stored), deduplicated by message id, but not resolved. Its outcome is
 ``queued`` and it has no profile yet. ``queued_resolve`` (``manage.py resolve_queued``, or its
 ``--follow`` worker) resolves queued records in arrival order through ``ingestion.records_replay``,
-the replay rebuild runs, so they end where a synchronous ingest would have put them.
+the replay rebuild runs, so they end where a synchronous ingest would have put them. A rebuild
+leaves them here: the worker resolves them against the rebuilt profiles.
 
 Storing is one path with synchronous ingestion too: ``records_ingest`` with ``queue_only`` as its
 resolver. A queued record naming a person erased before it is resolved is deleted when resolved
@@ -21,11 +22,10 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Max
 
-from .ingestion import REPLAY_FIELDS, IdentityRules, records_replay, run_with_retries
+from .ingestion import QUEUED, REPLAY_FIELDS, IdentityRules, records_replay, run_with_retries
 from .models import RawRecord
 from .resolution import Resolution, StoredRecord
 
-QUEUED = "queued"
 REJECTED = "rejected"
 
 

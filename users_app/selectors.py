@@ -6,8 +6,8 @@ from django.core.cache import cache
 from django.db import OperationalError, connection, transaction
 from django.db.models import Count
 
+from .ingestion import QUEUED
 from .models import Identifier, ImportRun, Interest, Profile, ProfileMerge, RawRecord
-from .queued import QUEUED
 
 
 def database_summary() -> dict:

@@ -5,8 +5,9 @@
 Replays every raw record in arrival order with the same rules as import and ingestion (in memory
 up to ``FIRST_LOAD_MAX_RECORDS`` records, ``users_app.first_load``), in one transaction, so the
 result equals what incremental ingestion built (and picks up a changed block list). Refused while
-an import runs. Readers see the old profiles until it ends; with ``--offline`` (PostgreSQL) they
-wait instead, and the rebuild runs faster (BENCHMARKS.md).
+an import runs. Readers see the old profiles until it ends, and ingests that resolve wait for it
+(asynchronous ones are stored meanwhile and left to ``resolve_queued``); with ``--offline``
+(PostgreSQL) readers wait too, and the rebuild runs faster (BENCHMARKS.md).
 """
 
 import json
@@ -15,7 +16,7 @@ from dataclasses import asdict
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from users_app.ingestion import profiles_rebuild
+from users_app.ingestion import QUEUED, profiles_rebuild
 from users_app.locks import WriterBusy
 from users_app.models import RawRecord
 from users_app.selectors import database_summary
@@ -36,7 +37,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1.")
-        total = RawRecord.objects.count()
+        total = RawRecord.objects.exclude(outcome=QUEUED).count()  # queued ones are the worker's
         with tqdm(total=total, unit="rec", desc="rebuild", disable=None, leave=False) as bar:
             try:
                 result = profiles_rebuild(
