@@ -26,7 +26,7 @@ demo: migrate
 	DJANGO_DEBUG=1 $(PY) manage.py summary
 	DJANGO_DEBUG=1 $(PY) manage.py create_demo_login
 	# The worker that resolves records sent with Prefer: respond-async runs beside the server.
-	DJANGO_DEBUG=1 $(PY) manage.py resolve_queued --follow & trap 'kill $$!' EXIT; \
+	DJANGO_DEBUG=1 $(PY) manage.py resolve_queued --follow & trap 'kill $$! 2>/dev/null' EXIT INT TERM; \
 	DJANGO_DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
 
 test: install

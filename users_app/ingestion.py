@@ -323,10 +323,10 @@ def profiles_rebuild(
     """
     result = RebuildResult()
     with exclusive_writer("rebuild"), transaction.atomic(), offline_load() if offline else nullcontext():
-        # With the profiles cleared, the whole log can be resolved in memory (``first_load``).
         if not offline:
             _resolving_writers_held_off()
         replayed = RawRecord.objects.exclude(outcome=QUEUED)
+        # With the profiles cleared, the whole log can be resolved in memory (``first_load``).
         loader = FirstLoad() if first_load_possible(replayed.count(), clearing=True) else None
         result.first_load = loader is not None
         with first_load_run(loader, offline=offline):
