@@ -49,9 +49,9 @@ from .governance_serializers import (
     PendingLinkSerializer,
     ProfileSplitSerializer,
 )
-from .ingestion import QUEUED, IncomingRecord, RecordOutcome, records_ingest, run_with_retries
+from .ingestion import IncomingRecord, RecordOutcome, records_ingest, run_with_retries
 from .locks import WriterBusy
-from .models import IdentifierKind, ImportRun, LinkDecision, Profile, RawRecord
+from .models import QUEUED, IdentifierKind, ImportRun, LinkDecision, Profile, RawRecord
 from .queued import queue_only
 from .resolution import resolve_records
 from .serializers import (
@@ -100,21 +100,18 @@ class IngestBase(views.APIView):
     parser_classes = [JSONParser]
     max_body_bytes = MAX_INGEST_BYTES
 
-    @staticmethod
-    def asynchronous(request) -> bool:
-        preferences = request.headers.get("Prefer", "").split(",")
-        return any(p.split(";")[0].strip().lower() == RESPOND_ASYNC for p in preferences)
+    # Whether this request asked to be answered before its records are resolved (read in ``initial``).
+    respond_async = False
 
-    def ingest(self, request, records: list[IncomingRecord]) -> list[RecordOutcome]:
+    def ingest(self, records: list[IncomingRecord]) -> list[RecordOutcome]:
         """Store and resolve the records, or only store them if the client asked to be answered
         before they are resolved."""
-        resolve = queue_only if self.asynchronous(request) else resolve_records
+        resolve = queue_only if self.respond_async else resolve_records
         return run_with_retries(lambda: records_ingest(records=records, resolve=resolve)).outcomes
 
-    def respond(self, request, body, code: int) -> Response:
-        if not self.asynchronous(request):
-            return Response(body, status=code)
-        return Response(body, status=code, headers={"Preference-Applied": RESPOND_ASYNC})
+    def respond(self, body, code: int) -> Response:
+        headers = {"Preference-Applied": RESPOND_ASYNC} if self.respond_async else None
+        return Response(body, status=code, headers=headers)
 
     def initial(self, request, *args, **kwargs):
         try:
@@ -123,6 +120,8 @@ class IngestBase(views.APIView):
             length = 0
         if length > self.max_body_bytes:
             raise PayloadTooLarge(f"Request body over {self.max_body_bytes} bytes.")
+        preferences = request.headers.get("Prefer", "").split(",")
+        self.respond_async = any(p.split(";")[0].strip().lower() == RESPOND_ASYNC for p in preferences)
         super().initial(request, *args, **kwargs)
 
     @staticmethod
@@ -185,11 +184,11 @@ class IngestView(IngestBase):
         if message_id is not None and len(message_id) > 200:
             raise ValidationError({"message_id": ["At most 200 characters."]})
         record = incoming(request.data["data"], message_id)
-        (outcome,) = self.ingest(request, [record])
+        (outcome,) = self.ingest([record])
         if outcome.status == "rejected":
             return Response(self.rejection_errors(outcome), status=status.HTTP_400_BAD_REQUEST)
         code = INGEST_STATUS_CODES.get(outcome.status, status.HTTP_200_OK)
-        return self.respond(request, self.result(outcome, message_id), code)
+        return self.respond(self.result(outcome, message_id), code)
 
 
 class IngestBatchView(IngestBase):
@@ -232,12 +231,12 @@ class IngestBatchView(IngestBase):
             positions.append(position)
             message_ids.append(message_id)
             results.append(None)
-        outcomes = self.ingest(request, records) if records else []
+        outcomes = self.ingest(records) if records else []
         for position, message_id, outcome in zip(positions, message_ids, outcomes, strict=True):
             errors = self.rejection_errors(outcome) if outcome.status == "rejected" else None
             results[position] = self.result(outcome, message_id, errors=errors)
-        code = status.HTTP_202_ACCEPTED if self.asynchronous(request) else status.HTTP_200_OK
-        return self.respond(request, results, code)
+        code = status.HTTP_202_ACCEPTED if self.respond_async else status.HTTP_200_OK
+        return self.respond(results, code)
 
 
 class UserLookupView(views.APIView):

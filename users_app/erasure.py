@@ -57,7 +57,7 @@ from django.db.models import Q
 from . import bulk
 from .audit import audit_record
 from .governance import profiles_replay, records_holding_links
-from .ingestion import QUEUED, IdentityRules, run_with_retries
+from .ingestion import IdentityRules, run_with_retries
 from .models import (
     AuditEvent,
     HeldLink,
@@ -287,7 +287,7 @@ def _delete_queued_naming(identifiers: set[tuple[str, str]]) -> int:
     rules = IdentityRules.current()
     doomed = [
         raw_id
-        for raw_id, data in RawRecord.objects.filter(outcome=QUEUED).values_list("id", "data").iterator()
+        for raw_id, data in RawRecord.objects.queued().values_list("id", "data").iterator()
         if rules.named_identifiers(data) & identifiers
     ]
     return bulk.delete_rows(RawRecord, "id", doomed) if doomed else 0

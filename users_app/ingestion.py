@@ -36,8 +36,6 @@ from .normalize import (
 from .resolution import Resolution, ResolutionConflict, StoredRecord, load_blocklist, resolve_records
 from .suppression import suppressed_identifiers
 
-# The outcome of a record stored by asynchronous ingestion and not resolved yet (``users_app.queued``).
-QUEUED = "queued"
 # Errors a concurrent writer can cause; the whole transaction is safe to run again.
 RETRYABLE_ERRORS = (ResolutionConflict, IntegrityError, OperationalError)
 RETRY_ATTEMPTS = 6
@@ -325,7 +323,7 @@ def profiles_rebuild(
     with exclusive_writer("rebuild"), transaction.atomic(), offline_load() if offline else nullcontext():
         if not offline:
             _resolving_writers_held_off()
-        replayed = RawRecord.objects.exclude(outcome=QUEUED)
+        replayed = RawRecord.objects.not_queued()
         # With the profiles cleared, the whole log can be resolved in memory (``first_load``).
         loader = FirstLoad() if first_load_possible(replayed.count(), clearing=True) else None
         result.first_load = loader is not None

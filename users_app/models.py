@@ -169,6 +169,20 @@ class ProfileInterest(models.Model):
         return f"{self.profile_id}: {self.interest_id}"
 
 
+# The outcome of a raw record stored by asynchronous ingestion and not resolved yet (``users_app.queued``).
+QUEUED = "queued"
+
+
+class RawRecordQuerySet(models.QuerySet):
+    def queued(self):
+        """Stored, not resolved yet: the queue's worker resolves them."""
+        return self.filter(outcome=QUEUED)
+
+    def not_queued(self):
+        """What a rebuild replays: the queued records are left to the queue's worker."""
+        return self.exclude(outcome=QUEUED)
+
+
 class RawRecord(models.Model):
     class Source(models.TextChoices):
         CSV = "csv", "CSV import"
@@ -194,13 +208,15 @@ class RawRecord(models.Model):
     outcome = models.CharField(max_length=8, blank=True)
     profile = models.ForeignKey(Profile, null=True, blank=True, on_delete=models.SET_NULL, related_name="raw_records")
 
+    objects = RawRecordQuerySet.as_manager()
+
     class Meta:
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["source_key"], name="rawrecord_unique_source_key")]
         indexes = [
             models.Index(fields=["created_at"], name="rawrecord_created_at_idx"),
             # The queue of records stored but not yet resolved: small, whatever the size of the log.
-            models.Index(fields=["id"], condition=models.Q(outcome="queued"), name="rawrecord_queued_idx"),
+            models.Index(fields=["id"], condition=models.Q(outcome=QUEUED), name="rawrecord_queued_idx"),
         ]
 
     def __str__(self) -> str:

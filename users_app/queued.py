@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Max
 
-from .ingestion import QUEUED, REPLAY_FIELDS, IdentityRules, records_replay, run_with_retries
-from .models import RawRecord
+from . import bulk
+from .ingestion import REPLAY_FIELDS, IdentityRules, records_replay, run_with_retries
+from .models import QUEUED, RawRecord
 from .resolution import Resolution, StoredRecord
 
 REJECTED = "rejected"
@@ -59,7 +60,7 @@ def queued_resolve(*, batch_size: int = 1000, up_to: int | None = None) -> Queue
 
 
 def _resolve_batch(batch_size: int, up_to: int | None) -> QueuedResult:
-    queued = RawRecord.objects.select_for_update(skip_locked=True, of=("self",)).filter(outcome=QUEUED)
+    queued = RawRecord.objects.select_for_update(skip_locked=True, of=("self",)).queued()
     if up_to is not None:
         queued = queued.filter(id__lte=up_to)
     rows = list(queued.order_by("id").values_list(*REPLAY_FIELDS)[:batch_size])
@@ -67,7 +68,7 @@ def _resolve_batch(batch_size: int, up_to: int | None) -> QueuedResult:
         return QueuedResult()
     resolution, unlinked = records_replay(rows, IdentityRules.current())
     suppressed = resolution.suppressed
-    RawRecord.objects.filter(id__in=suppressed).delete()
+    bulk.delete_rows(RawRecord, "id", sorted(suppressed))  # nothing points at a queued record
     rejected = [raw_id for raw_id in unlinked if raw_id not in suppressed]
     RawRecord.objects.filter(id__in=rejected).update(outcome=REJECTED)
     return QueuedResult(
@@ -81,7 +82,7 @@ def _resolve_batch(batch_size: int, up_to: int | None) -> QueuedResult:
 
 def queued_backlog() -> tuple[int, int | None]:
     """How many records are queued, and the newest one's id."""
-    backlog = RawRecord.objects.filter(outcome=QUEUED).aggregate(count=Count("id"), newest=Max("id"))
+    backlog = RawRecord.objects.queued().aggregate(count=Count("id"), newest=Max("id"))
     return backlog["count"], backlog["newest"]
 
 

@@ -6,7 +6,6 @@ from django.core.cache import cache
 from django.db import OperationalError, connection, transaction
 from django.db.models import Count
 
-from .ingestion import QUEUED
 from .models import Identifier, ImportRun, Interest, Profile, ProfileMerge, RawRecord
 
 
@@ -20,7 +19,7 @@ def database_summary() -> dict:
         "raw_records": RawRecord.objects.count(),
         "unlinked_raw_records": RawRecord.objects.filter(profile__isnull=True).count(),
         # Of those, the ones asynchronous ingestion stored and ``resolve_queued`` has not resolved yet.
-        "queued_raw_records": RawRecord.objects.filter(outcome=QUEUED).count(),
+        "queued_raw_records": RawRecord.objects.queued().count(),
         "profiles": Profile.objects.count(),
         "multi_cookie_profiles": Profile.objects.multi_device().count(),
         "profiles_by_cookie_count": {str(cookies): n for cookies, n in histogram},

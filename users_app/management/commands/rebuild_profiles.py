@@ -16,7 +16,7 @@ from dataclasses import asdict
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from users_app.ingestion import QUEUED, profiles_rebuild
+from users_app.ingestion import profiles_rebuild
 from users_app.locks import WriterBusy
 from users_app.models import RawRecord
 from users_app.selectors import database_summary
@@ -37,7 +37,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1.")
-        total = RawRecord.objects.exclude(outcome=QUEUED).count()  # queued ones are the worker's
+        total = RawRecord.objects.not_queued().count()
         with tqdm(total=total, unit="rec", desc="rebuild", disable=None, leave=False) as bar:
             try:
                 result = profiles_rebuild(
