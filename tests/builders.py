@@ -10,11 +10,20 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
-from django.db import connection
+from django.db import connection, transaction
 
 from users_app.ingestion import IncomingRecord, records_ingest, run_with_retries
 from users_app.locks import exclusive_writer
-from users_app.models import Identifier, ImportReject, ImportRun, Profile, ProfileInterest, ProfileMerge, RawRecord
+from users_app.models import (
+    Identifier,
+    ImportReject,
+    ImportRun,
+    Interest,
+    Profile,
+    ProfileInterest,
+    ProfileMerge,
+    RawRecord,
+)
 from users_app.normalize import RECORD_FIELDS
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -138,6 +147,41 @@ def database_snapshot() -> dict:
         ),
         "rejects": sorted(ImportReject.objects.values_list("line_number", "reason", "original")),
     }
+
+
+def full_snapshot() -> dict:
+    """``database_snapshot`` plus what it leaves out: where each trait came from, interest names."""
+    key_of = dict(RawRecord.objects.values_list("id", "source_key"))
+    return {
+        **database_snapshot(),
+        "trait_sources": sorted(
+            (key_of[pid], trait, created, key_of[raw_id])
+            for pid, sources in Profile.objects.values_list("id", "trait_sources")
+            for trait, (created, raw_id) in sources.items()
+        ),
+        "interests": sorted(Interest.objects.values_list("key", "name")),
+    }
+
+
+def keyed(records: list[dict]) -> list[IncomingRecord]:
+    """API records with source keys ``k0000``, ``k0001``... in order: snapshots name records by them."""
+    return [IncomingRecord(data=data, source="api", source_key=f"k{i:04}") for i, data in enumerate(records)]
+
+
+def snapshot_after(
+    records: list[dict], *, batch: int, resolve: Callable, then: Callable[[], object] | None = None
+) -> dict:
+    """Ingest ``records`` in batches of ``batch`` through ``resolve``, run ``then`` (what completes
+    that road: a first load's ``finish``, resolving the queue), snapshot the whole store, roll back."""
+    with transaction.atomic():
+        incoming = keyed(records)
+        for start in range(0, len(incoming), batch):
+            records_ingest(records=incoming[start : start + batch], resolve=resolve)
+        if then:
+            then()
+        snapshot = full_snapshot()
+        transaction.set_rollback(True)
+    return snapshot
 
 
 def started_thread(work: Callable[[], object], errors: list[Exception]) -> threading.Thread:

@@ -4,16 +4,15 @@ import itertools
 from collections import defaultdict
 
 import pytest
-from django.db import transaction
 from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.builders import SAMPLE_FILE, database_snapshot, record, write_csv
+from tests.builders import SAMPLE_FILE, full_snapshot, record, snapshot_after, write_csv
 from tests.test_properties import record_sets, record_values
 from users_app.first_load import FirstLoad, first_load_possible
 from users_app.importing import csv_import
-from users_app.ingestion import IncomingRecord, profiles_rebuild, records_ingest
+from users_app.ingestion import profiles_rebuild
 from users_app.models import (
     BlockedIdentifier,
     IdentityGuards,
@@ -31,39 +30,17 @@ from users_app.sample_data import generate_sample_csv
 pytestmark = pytest.mark.django_db
 
 
-def full_snapshot() -> dict:
-    """``database_snapshot`` plus what it leaves out: where each trait came from, interest names."""
-    key_of = dict(RawRecord.objects.values_list("id", "source_key"))
-    return {
-        **database_snapshot(),
-        "trait_sources": sorted(
-            (key_of[pid], trait, created, key_of[raw_id])
-            for pid, sources in Profile.objects.values_list("id", "trait_sources")
-            for trait, (created, raw_id) in sources.items()
-        ),
-        "interests": sorted(Interest.objects.values_list("key", "name")),
-    }
-
-
 def clear_store() -> None:
     for model in (ProfileMerge, ImportReject, RawRecord, Profile, ImportRun, Interest):
         model.objects.all().delete()
 
 
 def load(records: list[dict], *, batch: int, first_load: bool) -> dict:
-    """Ingest ``records`` in batches through one resolver or the other, snapshot, roll back."""
-    with transaction.atomic():
-        loader = FirstLoad() if first_load else None
-        incoming = [IncomingRecord(data=data, source="api", source_key=f"k{i:04}") for i, data in enumerate(records)]
-        for start in range(0, len(incoming), batch):
-            records_ingest(
-                records=incoming[start : start + batch], resolve=loader.resolve if loader else resolve_records
-            )
-        if loader:
-            loader.finish()
-        snapshot = full_snapshot()
-        transaction.set_rollback(True)
-    return snapshot
+    """The whole store after ``records`` in batches through one resolver or the other."""
+    if not first_load:
+        return snapshot_after(records, batch=batch, resolve=resolve_records)
+    loader = FirstLoad()
+    return snapshot_after(records, batch=batch, resolve=loader.resolve, then=loader.finish)
 
 
 @st.composite

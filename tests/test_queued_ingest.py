@@ -13,14 +13,12 @@ from io import StringIO
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
-from django.db import transaction
 from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.builders import record, started_thread
+from tests.builders import keyed, record, snapshot_after, started_thread
 from tests.live_server import child_database_url
-from tests.test_first_load import full_snapshot
 from tests.test_properties import record_sets
 from users_app.erasure import person_erase
 from users_app.ingestion import IncomingRecord, profiles_rebuild, records_ingest, run_with_retries
@@ -32,28 +30,16 @@ from users_app.selectors import database_summary
 pytestmark = pytest.mark.django_db
 
 
-def incoming(records: list[dict]) -> list[IncomingRecord]:
-    return [IncomingRecord(data=data, source="api", source_key=f"k{i:04}") for i, data in enumerate(records)]
-
-
 def enqueue(records: list[dict]) -> list:
-    return records_ingest(records=incoming(records), resolve=queue_only).outcomes
+    return records_ingest(records=keyed(records), resolve=queue_only).outcomes
 
 
 def load(records: list[dict], *, batch: int, queued_batch: int | None) -> dict:
-    """Ingest ``records`` in batches, resolved at once or (``queued_batch``) queued and then resolved
-    that many at a time; snapshot, roll back."""
-    with transaction.atomic():
-        items = incoming(records)
-        for start in range(0, len(items), batch):
-            records_ingest(
-                records=items[start : start + batch], resolve=queue_only if queued_batch else resolve_records
-            )
-        if queued_batch:
-            queued_drain(batch_size=queued_batch)
-        snapshot = full_snapshot()
-        transaction.set_rollback(True)
-    return snapshot
+    """The whole store after ``records`` in batches, resolved at once or (``queued_batch``) queued
+    and then resolved that many at a time."""
+    if not queued_batch:
+        return snapshot_after(records, batch=batch, resolve=resolve_records)
+    return snapshot_after(records, batch=batch, resolve=queue_only, then=lambda: queued_drain(batch_size=queued_batch))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -92,7 +78,7 @@ def test_rejects_and_repeated_keys_are_answered_when_queued():
     bad = record(cookie="null", email="")  # a placeholder only: nothing to link
     outcomes = records_ingest(
         records=[
-            *incoming([record(cookie="A"), bad]),
+            *keyed([record(cookie="A"), bad]),
             IncomingRecord(data=record(cookie="A"), source="api", source_key="k0000"),
         ],
         resolve=queue_only,
