@@ -11,14 +11,17 @@ answers anonymously.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import QuerySet
+from django.db.models.expressions import Col
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
 
@@ -81,15 +84,44 @@ def api_key_set_masking(*, key: ApiKey, mask_pii: bool, actor: str) -> None:
     )
 
 
+_KEY_FIELDS = [field.attname for field in ApiKey._meta.concrete_fields]
+
+
+@functools.cache
+def _key_statement(vendor: str) -> tuple[str, list[tuple[int, Callable, Col]]]:
+    """The active-key lookup by prefix, and what its row needs to become field values (SQLite's
+    datetimes come back as text), worked out once per kind of database as Django's compiler
+    would for every query."""
+    quote = connection.ops.quote_name
+    fields = ApiKey._meta.concrete_fields
+    statement = (
+        f"SELECT {', '.join(quote(field.column) for field in fields)} FROM {quote(ApiKey._meta.db_table)} "
+        "WHERE prefix = %s AND revoked_at IS NULL"
+    )
+    converters = []
+    for position, field in enumerate(fields):
+        column = field.get_col(ApiKey._meta.db_table)
+        for convert in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
+            converters.append((position, convert, column))
+    return statement, converters
+
+
 def api_key_lookup(key: str) -> ApiKey | None:
     if not key.startswith(KEY_START) or key.count("_") < 2:
         return None
     prefix = key[len(KEY_START) :].split("_", 1)[0]
-    # Every request with a key runs this: written out, the statement skips the ORM's query
-    # building, half of the lookup's time (a tenth of a queued single-record ingest).
-    table = connection.ops.quote_name(ApiKey._meta.db_table)
-    active = ApiKey.objects.raw(f"SELECT * FROM {table} WHERE prefix = %s AND revoked_at IS NULL", [prefix])
-    found = next(iter(active), None)
+    # Every request with a key runs this: through a plain cursor it skips the ORM's query
+    # building and a raw queryset's column mapping, each of which cost more than the round trip.
+    statement, converters = _key_statement(connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [prefix])
+        row = cursor.fetchone()
+    found = None
+    if row is not None:
+        values = list(row)
+        for position, convert, column in converters:
+            values[position] = convert(values[position], column, connection)
+        found = ApiKey.from_db(connection.alias, _KEY_FIELDS, values)
     if found is None or not hmac.compare_digest(found.key_hash, _digest(key)):
         return None
     return found

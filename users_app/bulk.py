@@ -117,15 +117,20 @@ def insert_rows(model: type[Model], names: Sequence[str], rows: Iterable[tuple])
                     count += 1
             return count
         placeholders = ", ".join(["%s"] * len(names))
+        statement = f"INSERT INTO {_table(model)} ({columns}) VALUES ({placeholders})"
+        if len(head) == 1:
+            # psycopg runs executemany in pipeline mode, three round trips for one row.
+            cursor.execute(statement, next(iter(prepared)))
+            return 1
         batch: list[tuple] = []
         for row in prepared:
             batch.append(row)
             if len(batch) >= UPDATE_CHUNK:
-                cursor.executemany(f"INSERT INTO {_table(model)} ({columns}) VALUES ({placeholders})", batch)
+                cursor.executemany(statement, batch)
                 count += len(batch)
                 batch = []
         if batch:
-            cursor.executemany(f"INSERT INTO {_table(model)} ({columns}) VALUES ({placeholders})", batch)
+            cursor.executemany(statement, batch)
             count += len(batch)
     return count
 
