@@ -16,6 +16,11 @@ the run.
 - GET /api/user?email=...: 2,000 existing emails in turn, 8 connections, then 1 connection (the
   latency of one request when the 2 CPUs are not shared by 8 at once).
 - GET /api/cohort/user with three filters: 8 connections.
+- GET /api/health, 8 connections (``--only health``): the floor of this server stack, Django's
+  and DRF's request cycle with the connection check and one statement, no key, no record.
+
+``--workers`` defaults to one more than the CPUs: on 2 CPUs shared with wrk and PostgreSQL, 3 sync
+workers served more queued single records than 2, 5 or 8 (BENCHMARKS.md, sixth round).
 """
 
 from __future__ import annotations
@@ -108,9 +113,11 @@ def wrk(url: str, key: str, connections: int, seconds: int, script: Path, *args:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
+    parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) + 1)
     parser.add_argument(
-        "--only", default="ingest,read", help="scenario groups to run: ingest, read (reads alone: no fresh writes)"
+        "--only",
+        default="ingest,read,health",
+        help="scenario groups to run: ingest, read, health (reads alone: no fresh writes)",
     )
     args = parser.parse_args()
 
@@ -125,6 +132,8 @@ def main() -> None:
         users.write_text("".join(f"/api/user?{urllib.parse.urlencode({'email': e})}\n" for e in emails))
         cohort = scratch / "cohort.txt"
         cohort.write_text(f"/api/cohort/user?country=India&age_min=25&age_max=45&interests={interest}&limit=100\n")
+        health = scratch / "health.txt"
+        health.write_text("/api/health\n")
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         raw_before = RawRecord.objects.count()
@@ -147,6 +156,8 @@ def main() -> None:
                  lambda: wrk(url, read_key, 1, args.seconds, LUA / "get_paths.lua", str(users))),
                 ("read", "GET /api/cohort/user, 3 filters (8 connections)", 1,
                  lambda: wrk(url, read_key, 8, args.seconds, LUA / "get_paths.lua", str(cohort))),
+                ("health", "GET /api/health, the stack's floor (8 connections)", 1,
+                 lambda: wrk(url, read_key, 8, args.seconds, LUA / "get_paths.lua", str(health))),
             ]  # fmt: skip
             scenarios = [(name, per, measure()) for group, name, per, measure in plan if group in args.only.split(",")]
         finally:

@@ -12,6 +12,11 @@ the peak memory of the child (its maximum resident set), and the ratio to the fl
   identifiers, cohort), after ``migrate``; then the same with ``--offline`` (one transaction,
   foreign keys checked and indexes built once at the end; into the empty database, a first load
   resolved in memory up to ``FIRST_LOAD_MAX_RECORDS`` rows). ``--imports`` picks either or both.
+- what import_csv stores, loaded by PostgreSQL itself (``--stored``): the database the last
+  import_csv run left, dumped with ``pg_dump --format directory``, then restored into a fresh
+  database: its tables made untimed (``--section pre-data``), then timed, its rows copied in and
+  its indexes, keys and constraints built (``--section data --section post-data``, ``--jobs 2``).
+  No Python, no parsing nor resolving: the least any importer of this schema pays for the result.
 - django-import-export 4.4 into a plain model with the same columns (``bench/peers``): the default
   ``ModelResource``, and tuned (``use_bulk``, ``batch_size`` 5000, ``skip_diff``,
   ``force_init_instance``).
@@ -25,6 +30,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -84,6 +90,22 @@ def run_import_csv(path: Path, *options: str) -> tuple[float, float]:
     return timed_child(command, env)
 
 
+def run_stored(dump: Path, database: str = "bench_stored") -> tuple[float, float]:
+    url = fresh_database(database)
+    restore = ["pg_restore", "--no-owner", "--dbname", url]
+    subprocess.run([*restore, "--section", "pre-data", str(dump)], check=True)
+    psql("postgres", "CHECKPOINT")
+    return timed_child([*restore, "--section", "data", "--section", "post-data", "--jobs", "2", str(dump)], {})
+
+
+def dump_import(dump: Path, database: str = "bench_import") -> Path:
+    """The database import_csv left, as a pg_dump directory (made once per bench run)."""
+    subprocess.run(
+        ["pg_dump", "--format", "directory", "--jobs", "2", "--file", str(dump), f"{SERVER}/{database}"], check=True
+    )
+    return dump
+
+
 def run_peer(path: Path, variant: str) -> tuple[float, float]:
     url = fresh_database("bench_peer")
     command, env = manage(url, "migrate", "-v0", settings="bench.peer_settings")
@@ -125,6 +147,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--imports", default="default,offline", help="import_csv variants to run")
+    parser.add_argument(
+        "--stored", action="store_true", help="also time PostgreSQL restoring what the last import_csv stored"
+    )
     parser.add_argument("--peers", default="default,tuned", help="django-import-export variants to run ('' for none)")
     parser.add_argument("--peer-load", help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
@@ -143,6 +168,13 @@ def main() -> None:
     }
     contenders = [("psql \\copy, text table, no index (floor)", run_floor)]
     contenders += [imports[variant] for variant in filter(None, args.imports.split(","))]
+    if args.stored:
+        if not args.imports:
+            raise SystemExit("--stored restores what an import_csv run stored: pick one with --imports")
+        scratch = tempfile.TemporaryDirectory()  # removed when the bench ends
+        stored_floor = "what import_csv stored, restored by pg_restore (rows, indexes, keys)"
+        dump = Path(scratch.name) / "import.dump"
+        contenders.append((stored_floor, lambda p: run_stored(dump if dump.exists() else dump_import(dump))))
     contenders += [
         (f"django-import-export 4.4.3, {variant}", lambda p, v=variant: run_peer(p, v))
         for variant in filter(None, args.peers.split(","))
