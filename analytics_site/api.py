@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.http import JsonResponse
@@ -9,12 +10,37 @@ from django.views.defaults import page_not_found
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import exceptions, pagination, serializers, status, views, viewsets
+from rest_framework import exceptions, pagination, renderers, serializers, status, views, viewsets
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.utils import encoders
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from users_app.access import CanReadPersonalData, ReadRateThrottle
+
+
+class OrjsonRenderer(renderers.JSONRenderer):
+    """DRF's JSON answers, written by orjson: the same bytes for what the ingest routes answer
+    (text, numbers, lists), ten times faster, which a batch of 1,000 results notices. An indented
+    answer, or a value orjson cannot write (an integer beyond 64 bits), goes to DRF's renderer;
+    other types (lazy text, decimals) to DRF's encoder."""
+
+    _options = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if data is None or self.get_indent(accepted_media_type, renderer_context or {}) is not None:
+            return super().render(data, accepted_media_type, renderer_context)
+        try:
+            body = orjson.dumps(data, default=_drf_encoder.default, option=self._options)
+        except TypeError:
+            return super().render(data, accepted_media_type, renderer_context)
+        # DRF escapes these two so that the answer is valid JavaScript too.
+        if b"\xe2\x80\xa8" in body or b"\xe2\x80\xa9" in body:
+            body = body.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
+        return body
+
+
+_drf_encoder = encoders.JSONEncoder()
 
 
 class PayloadTooLarge(exceptions.APIException):

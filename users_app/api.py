@@ -15,9 +15,10 @@ from rest_framework import exceptions, generics, serializers, status, views
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import JSONParser
+from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.response import Response
 
-from analytics_site.api import PayloadTooLarge, PersonalDataViewSet
+from analytics_site.api import OrjsonRenderer, PayloadTooLarge, PersonalDataViewSet
 
 from .access import (
     CanErase,
@@ -98,6 +99,7 @@ class IngestBase(views.APIView):
     permission_classes = [CanIngest]
     throttle_classes = [IngestRateThrottle]
     parser_classes = [JSONParser]
+    renderer_classes = [OrjsonRenderer, BrowsableAPIRenderer]
     max_body_bytes = MAX_INGEST_BYTES
 
     # Whether this request asked to be answered before its records are resolved (read in ``initial``).

@@ -455,9 +455,10 @@ def parse_income(value: object) -> tuple[str, int | None, int | None]:
 
 
 @lru_cache(maxsize=_MEMO_SIZE)
-def _interests_from_text(text: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
-    """``normalize_interests`` of a string, frozen so that cached results cannot be altered."""
-    interests, warnings = normalize_interests(text)
+def _frozen_interests(value: str | tuple[str, ...]) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """``normalize_interests`` of a string or of a tuple of strings, frozen so that cached results
+    cannot be altered."""
+    interests, warnings = normalize_interests(value)
     return tuple(interests.items()), tuple(warnings)
 
 
@@ -605,8 +606,12 @@ def parse_record(
     if income and income[0]:
         traits["income"] = dict(zip(TRAIT_COLUMNS["income"], income, strict=True))
     raw_interests = fields.get("interests")
-    if type(raw_interests) is str:
-        interest_items, interest_warnings = _interests_from_text(raw_interests)
+    # A file's rows name interests in text, the API's records in a list: both come in a few
+    # hundred combinations over millions of records, so they are read through a cache.
+    if type(raw_interests) is list and all(type(item) is str for item in raw_interests):
+        raw_interests = tuple(raw_interests)
+    if type(raw_interests) in (str, tuple):
+        interest_items, interest_warnings = _frozen_interests(raw_interests)
         interests = dict(interest_items)
     else:
         interests, interest_warnings = normalize_interests(raw_interests)
