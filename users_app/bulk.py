@@ -119,7 +119,7 @@ def insert_rows(model: type[Model], names: Sequence[str], rows: Iterable[tuple])
         placeholders = ", ".join(["%s"] * len(names))
         statement = f"INSERT INTO {_table(model)} ({columns}) VALUES ({placeholders})"
         if len(head) == 1:
-            # psycopg runs executemany in pipeline mode, three round trips for one row.
+            # psycopg runs executemany in pipeline mode: more round trips and code than execute for one row.
             cursor.execute(statement, next(iter(prepared)))
             return 1
         batch: list[tuple] = []
