@@ -19,8 +19,9 @@ the run.
 - GET /api/health, 8 connections (``--only health``): the floor of this server stack, Django's
   and DRF's request cycle with the connection check and one statement, no key, no record.
 
-``--workers`` defaults to one more than the CPUs: on 2 CPUs shared with wrk and PostgreSQL, 3 sync
-workers served more queued single records than 2, 5 or 8 (BENCHMARKS.md, sixth round).
+``--workers`` defaults to one more than the CPUs: on 2 CPUs shared with wrk and PostgreSQL, 2 or 3
+sync workers served more single records than 5 or 8, 3 more synchronous ones than 2 in one round
+of two (BENCHMARKS.md, sixth round).
 """
 
 from __future__ import annotations
