@@ -272,7 +272,7 @@ def plainly_valid_item(item: object) -> bool:
 
 class ParsedJSONField(serializers.JSONField):
     """A value of a request body the JSON parser read: JSON by construction, so it is not
-    written out again to prove it (DRF's JSONField does, a tenth of a batch's time)."""
+    written out again to prove it (DRF's JSONField does: 7% of a batch's time in the server)."""
 
     def to_internal_value(self, data):
         return data
